@@ -1,0 +1,135 @@
+//! Buffering a whole answer (option 1), within Lambda's response size limit.
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{UpstreamError, UpstreamKind};
+use crate::invoke::AgentResponse;
+use crate::sse;
+
+/// A complete answer, in the JSON shape option 1 returns (compatible with the original
+/// sample's clients, plus `text`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CollectedAnswer {
+    /// The session id, to send back for the next turn.
+    pub session_id: String,
+    /// For SSE: the `data` payloads joined by newlines (as the original sample did);
+    /// for JSON: the parsed document; otherwise the body as text.
+    pub response: Value,
+    /// The agent's content type.
+    pub content_type: String,
+    /// The answer as a person reads it: JSON-string events decoded and concatenated.
+    pub text: String,
+}
+
+/// Whether a content type is server-sent events.
+pub fn is_event_stream(content_type: &str) -> bool {
+    essence(content_type) == "text/event-stream"
+}
+
+fn is_json(content_type: &str) -> bool {
+    let e = essence(content_type);
+    e == "application/json" || e.ends_with("+json")
+}
+
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Reads the whole answer, failing with [`UpstreamKind::ResponseTooLarge`] as soon as the
+/// raw body passes `max_bytes` (so memory stays bounded), and again if the final JSON
+/// document would (decoding can grow the text through escaping).
+pub async fn collect(
+    resp: AgentResponse,
+    max_bytes: usize,
+) -> Result<CollectedAnswer, UpstreamError> {
+    let content_type = resp.content_type.clone();
+    let session_id = resp.session_id.clone();
+    let mut chunks = resp.into_chunks();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > max_bytes {
+            return Err(too_large(body.len() + chunk.len(), max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+
+    let (response, text) = if is_event_stream(&content_type) {
+        let events = sse::decode_all(&body).await.map_err(|e| {
+            UpstreamError::new(
+                UpstreamKind::Internal,
+                format!("agent sent an invalid event stream: {e}"),
+            )
+        })?;
+        let mut joined = String::with_capacity(body.len());
+        let mut text = String::with_capacity(body.len());
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                joined.push('\n');
+            }
+            joined.push_str(&event.data);
+            text.push_str(&sse::event_text(&event.data));
+        }
+        (Value::String(joined), text)
+    } else if is_json(&content_type) {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::String(s)) => (Value::String(s.clone()), s),
+            Ok(v) => {
+                let text = v.to_string();
+                (v, text)
+            }
+            Err(_) => {
+                let s = String::from_utf8_lossy(&body).into_owned();
+                (Value::String(s.clone()), s)
+            }
+        }
+    } else {
+        let s = String::from_utf8_lossy(&body).into_owned();
+        (Value::String(s.clone()), s)
+    };
+
+    let answer = CollectedAnswer {
+        session_id,
+        response,
+        content_type,
+        text,
+    };
+    let size = serde_json::to_vec(&answer)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(too_large(size, max_bytes));
+    }
+    Ok(answer)
+}
+
+fn too_large(size: usize, max: usize) -> UpstreamError {
+    UpstreamError::new(
+        UpstreamKind::ResponseTooLarge,
+        format!("answer is at least {size} bytes, over the {max}-byte buffered limit"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_classes() {
+        assert!(is_event_stream("text/event-stream; charset=utf-8"));
+        assert!(is_event_stream("Text/Event-Stream"));
+        assert!(!is_event_stream("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/problem+json"));
+        assert!(!is_json("text/plain"));
+    }
+}

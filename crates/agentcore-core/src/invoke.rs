@@ -1,0 +1,397 @@
+//! Calling AgentCore: one client per process, SigV4 through the AWS SDK or an OAuth bearer
+//! over plain HTTPS, with the answer exposed as a stream of chunks that yields each chunk
+//! as soon as it arrives.
+//!
+//! Time limits are enforced here, not by the SDK: the SDK has no notion of "first body
+//! byte" for a streaming output, and its read timeout does not bound the gap between two
+//! chunks. [`AgentCoreClient::invoke`] waits for the first chunk (so that a failure before
+//! any byte is still a plain HTTP error for the caller) and the returned stream enforces the
+//! idle limit between chunks.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_bedrockagentcore::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockagentcore::primitives::Blob;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use tokio::time::Instant;
+
+use crate::config::{AuthMode, Config, Timeouts};
+use crate::error::{UpstreamError, UpstreamKind};
+use crate::request::Invocation;
+
+/// The answer's body: chunks in arrival order; an error ends the stream.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
+
+/// Header that carries the session id to and from AgentCore.
+pub const SESSION_ID_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
+
+/// RFC 3986 unreserved characters stay; everything else in a path segment is encoded,
+/// which is how the SDK encodes the ARN (`:` and `/` included).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A client for AgentCore's `InvokeAgentRuntime`, built once per process.
+#[derive(Clone, Debug)]
+pub struct AgentCoreClient {
+    backend: Backend,
+    runtime_arn: String,
+    qualifier: Option<String>,
+    timeouts: Timeouts,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sdk(aws_sdk_bedrockagentcore::Client),
+    OAuth {
+        http: reqwest::Client,
+        base_url: String,
+    },
+}
+
+/// A started answer: AgentCore accepted the request and the agent began to answer.
+pub struct AgentResponse {
+    /// The agent's `Content-Type` (`text/event-stream`, `application/json`, ...).
+    pub content_type: String,
+    /// The session id AgentCore used (echoed by AgentCore; ours if it echoed none).
+    pub session_id: String,
+    first_chunk: Option<Bytes>,
+    rest: ChunkStream,
+}
+
+impl std::fmt::Debug for AgentResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentResponse")
+            .field("content_type", &self.content_type)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentResponse {
+    /// The whole body as a stream, starting with the chunk already received.
+    pub fn into_chunks(self) -> ChunkStream {
+        match self.first_chunk {
+            Some(first) => {
+                Box::pin(futures_util::stream::once(async move { Ok(first) }).chain(self.rest))
+            }
+            None => self.rest,
+        }
+    }
+}
+
+impl AgentCoreClient {
+    /// Builds the client for `config`: the AWS SDK (credentials from the default chain,
+    /// region from the runtime ARN, endpoint from `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE` when
+    /// set) in SigV4 mode, or an HTTPS client in OAuth mode.
+    pub async fn new(config: &Config) -> Self {
+        let backend = match config.auth_mode {
+            AuthMode::SigV4 => {
+                let shared = aws_config::defaults(BehaviorVersion::latest())
+                    .region(Region::new(config.runtime_arn.region().to_owned()))
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(config.timeouts.connect)
+                            .build(),
+                    )
+                    .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+                    .load()
+                    .await;
+                Backend::Sdk(aws_sdk_bedrockagentcore::Client::new(&shared))
+            }
+            AuthMode::OAuth => {
+                let base_url = config
+                    .endpoint_url
+                    .clone()
+                    .unwrap_or_else(|| default_endpoint(config.runtime_arn.region()));
+                let http = reqwest::Client::builder()
+                    .connect_timeout(config.timeouts.connect)
+                    .build()
+                    // Building fails only when the TLS backend cannot initialise, which no
+                    // request could recover from; fall back to the default client.
+                    .unwrap_or_default();
+                Backend::OAuth {
+                    http,
+                    base_url: base_url.trim_end_matches('/').to_owned(),
+                }
+            }
+        };
+        Self {
+            backend,
+            runtime_arn: config.runtime_arn.as_str().to_owned(),
+            qualifier: config.qualifier.clone(),
+            timeouts: config.timeouts,
+        }
+    }
+
+    /// Wraps an SDK client built elsewhere (tests, custom credential providers).
+    pub fn from_sdk_client(client: aws_sdk_bedrockagentcore::Client, config: &Config) -> Self {
+        Self {
+            backend: Backend::Sdk(client),
+            runtime_arn: config.runtime_arn.as_str().to_owned(),
+            qualifier: config.qualifier.clone(),
+            timeouts: config.timeouts,
+        }
+    }
+
+    /// Sends `inv` and waits for the first chunk of the answer (within the first-byte
+    /// limit). The returned response streams the rest as it arrives.
+    pub async fn invoke(&self, inv: &Invocation) -> Result<AgentResponse, UpstreamError> {
+        let deadline = Instant::now() + self.timeouts.first_byte;
+        let first_byte_timeout = || {
+            UpstreamError::new(
+                UpstreamKind::Timeout,
+                format!(
+                    "no first byte within {} ms",
+                    self.timeouts.first_byte.as_millis()
+                ),
+            )
+        };
+        // Boxed: the SDK's future is deeply nested, and keeping it inline pushes the
+        // handler's future past the compiler's type-layout recursion limit.
+        let started = tokio::time::timeout_at(deadline, Box::pin(self.send(inv)))
+            .await
+            .map_err(|_| first_byte_timeout())??;
+        let (content_type, session_id, mut body) = started;
+        let first_chunk = tokio::time::timeout_at(deadline, next_non_empty(&mut body))
+            .await
+            .map_err(|_| first_byte_timeout())?
+            .transpose()?;
+        Ok(AgentResponse {
+            content_type,
+            session_id: session_id.unwrap_or_else(|| inv.session_id.to_string()),
+            first_chunk,
+            rest: with_idle_timeout(body, self.timeouts.idle),
+        })
+    }
+
+    async fn send(
+        &self,
+        inv: &Invocation,
+    ) -> Result<(String, Option<String>, ChunkStream), UpstreamError> {
+        match &self.backend {
+            Backend::Sdk(client) => self.send_sdk(client, inv).await,
+            Backend::OAuth { http, base_url } => self.send_oauth(http, base_url, inv).await,
+        }
+    }
+
+    async fn send_sdk(
+        &self,
+        client: &aws_sdk_bedrockagentcore::Client,
+        inv: &Invocation,
+    ) -> Result<(String, Option<String>, ChunkStream), UpstreamError> {
+        let op = client
+            .invoke_agent_runtime()
+            .agent_runtime_arn(&self.runtime_arn)
+            .set_qualifier(self.qualifier.clone())
+            .runtime_session_id(inv.session_id.as_str())
+            .content_type(&inv.content_type)
+            .accept(&inv.accept)
+            .payload(Blob::new(inv.payload.to_vec()))
+            .set_trace_id(inv.trace.trace_id.clone())
+            .set_trace_parent(inv.trace.traceparent.clone())
+            .set_trace_state(inv.trace.tracestate.clone())
+            .set_baggage(inv.trace.baggage.clone());
+        let result = if inv.custom_headers.is_empty() {
+            op.send().await
+        } else {
+            let headers: Vec<(String, String)> = inv
+                .custom_headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            // Added before signing, so the custom headers are covered by the signature.
+            op.customize()
+                .mutate_request(move |req| {
+                    for (k, v) in &headers {
+                        req.headers_mut().insert(k.clone(), v.clone());
+                    }
+                })
+                .send()
+                .await
+        };
+        let out = result.map_err(map_sdk_error)?;
+        let content_type = out.content_type.clone();
+        let session_id = out.runtime_session_id.clone();
+        let body = futures_util::stream::unfold(out.response, |mut body| async move {
+            let item = body.next().await?;
+            Some((
+                item.map_err(|e| {
+                    UpstreamError::new(
+                        UpstreamKind::Reset,
+                        format!("stream broke: {}", DisplayErrorContext(&e)),
+                    )
+                }),
+                body,
+            ))
+        });
+        Ok((content_type, session_id, Box::pin(body)))
+    }
+
+    async fn send_oauth(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        inv: &Invocation,
+    ) -> Result<(String, Option<String>, ChunkStream), UpstreamError> {
+        let mut url = format!(
+            "{base_url}/runtimes/{}/invocations",
+            utf8_percent_encode(&self.runtime_arn, PATH_SEGMENT)
+        );
+        if let Some(q) = &self.qualifier {
+            url.push_str("?qualifier=");
+            url.extend(utf8_percent_encode(q, PATH_SEGMENT));
+        }
+        let token = inv.bearer_token.as_deref().unwrap_or_default();
+        let mut req = http
+            .post(&url)
+            .bearer_auth(token)
+            .header(http::header::CONTENT_TYPE, &inv.content_type)
+            .header(http::header::ACCEPT, &inv.accept)
+            .header(SESSION_ID_HEADER, inv.session_id.as_str())
+            .body(inv.payload.clone());
+        for (name, value) in [
+            ("x-amzn-trace-id", &inv.trace.trace_id),
+            ("traceparent", &inv.trace.traceparent),
+            ("tracestate", &inv.trace.tracestate),
+            ("baggage", &inv.trace.baggage),
+        ] {
+            if let Some(v) = value {
+                req = req.header(name, v);
+            }
+        }
+        for (k, v) in &inv.custom_headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                UpstreamKind::Timeout
+            } else {
+                UpstreamKind::Unavailable
+            };
+            UpstreamError::new(kind, format!("request failed: {e}"))
+        })?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if !(200..300).contains(&status) {
+            let error_type = header("x-amzn-errortype").unwrap_or_default();
+            // Error bodies are small JSON documents; cap the read so a misbehaving
+            // endpoint cannot make us buffer a large body.
+            let body = read_capped(resp, 64 * 1024).await;
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.get("message")
+                        .or_else(|| v.get("Message"))
+                        .and_then(|m| m.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            let mut kind = UpstreamKind::from_error_type(&error_type, status);
+            if kind == UpstreamKind::AccessDenied {
+                // In OAuth mode the credential is the caller's token, not our role.
+                kind = UpstreamKind::TokenRejected;
+            }
+            return Err(UpstreamError::new(
+                kind,
+                format!("{error_type} ({status}): {message}"),
+            ));
+        }
+        let content_type =
+            header("content-type").unwrap_or_else(|| "application/octet-stream".to_owned());
+        let session_id = header(SESSION_ID_HEADER);
+        let body = resp.bytes_stream().map(|item| {
+            item.map_err(|e| UpstreamError::new(UpstreamKind::Reset, format!("stream broke: {e}")))
+        });
+        Ok((content_type, session_id, Box::pin(body)))
+    }
+}
+
+/// `https://bedrock-agentcore.<region>.amazonaws.com` (`.com.cn` in China regions).
+fn default_endpoint(region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://bedrock-agentcore.{region}.{suffix}")
+}
+
+async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    out
+}
+
+async fn next_non_empty(body: &mut ChunkStream) -> Option<Result<Bytes, UpstreamError>> {
+    loop {
+        match body.next().await {
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Ends the stream with a timeout error when no chunk arrives for `idle`.
+fn with_idle_timeout(body: ChunkStream, idle: Duration) -> ChunkStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(body),
+        move |state| async move {
+            let mut body = state?;
+            match tokio::time::timeout(idle, next_non_empty(&mut body)).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(e), None)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(UpstreamError::new(
+                        UpstreamKind::Timeout,
+                        format!("no data for {} ms", idle.as_millis()),
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
+}
+
+/// Maps an SDK failure to an upstream error, keeping the full error chain for the log.
+pub fn map_sdk_error<E>(err: SdkError<E, HttpResponse>) -> UpstreamError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = DisplayErrorContext(&err).to_string();
+    let kind = match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            UpstreamKind::from_error_type(code, status)
+        }
+        SdkError::TimeoutError(_) => UpstreamKind::Timeout,
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => UpstreamKind::Timeout,
+        SdkError::DispatchFailure(_) => UpstreamKind::Unavailable,
+        SdkError::ResponseError(_) => UpstreamKind::Internal,
+        _ => UpstreamKind::Unknown,
+    };
+    UpstreamError::new(kind, detail)
+}

@@ -1,0 +1,42 @@
+//! Everything the agentcore-lambda handlers share: the request model and its validation,
+//! session ids, the AgentCore client (SigV4 through the AWS SDK, or an OAuth bearer over
+//! HTTPS), streaming and buffering of the agent's answer, SSE decoding, and the mapping of
+//! every failure to an HTTP status, a stable error code and a client-safe message.
+//!
+//! A handler is a few lines over this crate:
+//!
+//! ```no_run
+//! use agentcore_core::Gateway;
+//! use lambda_http::{service_fn, Error};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     agentcore_core::telemetry::init();
+//!     let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
+//!     lambda_http::run_with_streaming_response(service_fn(move |req| gateway.streaming(req))).await
+//! }
+//! ```
+//!
+//! Configuration is read from the environment once (see [`config`]); the variables are
+//! listed in `docs/CONTRACTS.md`.
+
+pub mod collect;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod headers;
+pub mod invoke;
+pub mod request;
+pub mod session;
+pub mod sse;
+pub mod stream;
+pub mod telemetry;
+
+pub use collect::CollectedAnswer;
+pub use config::{AuthMode, Config, ConfigError, RuntimeArn};
+pub use error::{ApiError, UpstreamError, UpstreamKind};
+pub use gateway::Gateway;
+pub use invoke::{AgentCoreClient, AgentResponse, ChunkStream};
+pub use request::Invocation;
+pub use session::SessionId;
+pub use stream::StreamingBody;

@@ -1,0 +1,467 @@
+//! The request model: from an HTTP request (any Lambda HTTP event that `lambda_http`
+//! decodes, base64 bodies included) to a validated [`Invocation`].
+//!
+//! The API accepts `POST` with a JSON object:
+//! `{"prompt": "...", "session_id": "...", "content_type": "...", "accept": "..."}` where
+//! only `prompt` is required, plus any extra top-level fields the operator allow-listed
+//! (`FORWARD_FIELDS`). The agent receives `{"prompt": ...}` plus those extra fields, as in
+//! the original sample.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use serde_json::{Map, Value};
+
+use crate::config::{AuthMode, Config};
+use crate::error::{json_type_name, ApiError};
+use crate::headers::{forwarded_headers, TraceHeaders};
+use crate::session::SessionId;
+
+/// Content type of the payload sent to the agent when the client does not choose one.
+pub const DEFAULT_PAYLOAD_CONTENT_TYPE: &str = "application/json";
+/// `Accept` sent to the agent when the client does not choose one: a stream preferred.
+pub const DEFAULT_ACCEPT: &str = "text/event-stream, application/json;q=0.9, */*;q=0.1";
+/// Header a client may use instead of the `session_id` field (and that answers carry).
+pub const SESSION_HEADER: &str = "x-session-id";
+/// Longest accepted `content_type` or `accept` value.
+const MAX_MEDIA_TYPE_LEN: usize = 256;
+
+/// A validated request, ready to send to AgentCore.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// The prompt (non-empty).
+    pub prompt: String,
+    /// The session id: the client's, or a new one.
+    pub session_id: SessionId,
+    /// Whether `session_id` was generated for this request.
+    pub session_generated: bool,
+    /// `Content-Type` of the agent payload.
+    pub content_type: String,
+    /// `Accept` sent to the agent.
+    pub accept: String,
+    /// The agent payload: `{"prompt": ...}` plus allow-listed extra fields.
+    pub payload: Bytes,
+    /// Allow-listed client headers, renamed to AgentCore custom headers.
+    pub custom_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Tracing context to propagate.
+    pub trace: TraceHeaders,
+    /// OAuth mode: the caller's bearer token (without the `Bearer ` prefix).
+    pub bearer_token: Option<String>,
+}
+
+/// Parses and validates a Lambda HTTP request.
+pub fn parse_lambda_request(
+    req: &lambda_http::Request,
+    config: &Config,
+) -> Result<Invocation, ApiError> {
+    parse_parts(req.method(), req.headers(), req.body().as_ref(), config)
+}
+
+/// Parses and validates a request from its parts. Checks run cheapest first, and the
+/// body is never parsed when it is over the size limit.
+pub fn parse_parts(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    config: &Config,
+) -> Result<Invocation, ApiError> {
+    if method != Method::POST {
+        return Err(ApiError::MethodNotAllowed(method.to_string()));
+    }
+    check_content_type(headers)?;
+    let bearer_token = match config.auth_mode {
+        AuthMode::OAuth => Some(bearer_token(headers)?),
+        AuthMode::SigV4 => None,
+    };
+    let fields = parse_body(body, config.max_request_bytes)?;
+
+    let prompt = match fields.get("prompt") {
+        None | Some(Value::Null) => return Err(ApiError::MissingPrompt),
+        Some(Value::String(s)) if s.trim().is_empty() => return Err(ApiError::EmptyPrompt),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(ApiError::PromptNotString(json_type_name(other))),
+    };
+
+    let header_session = headers.get(SESSION_HEADER).map(|v| {
+        v.to_str().map_err(|_| {
+            ApiError::InvalidSessionId("it may contain only letters, digits, '-', '_', '.' and ':'")
+        })
+    });
+    let body_session = optional_string(
+        &fields,
+        "session_id",
+        "must be a string of 33 to 256 characters",
+    )?;
+    let client_session = match (body_session, header_session) {
+        (Some(s), _) => Some(s),
+        (None, Some(h)) => Some(h?),
+        (None, None) => None,
+    };
+    let (session_id, session_generated) = SessionId::from_client(client_session)?;
+
+    let content_type = media_type(&fields, "content_type")?
+        .unwrap_or(DEFAULT_PAYLOAD_CONTENT_TYPE)
+        .to_owned();
+    let accept = media_type(&fields, "accept")?
+        .unwrap_or(DEFAULT_ACCEPT)
+        .to_owned();
+
+    let mut payload = Map::with_capacity(1 + config.forward_fields.len());
+    payload.insert("prompt".to_owned(), Value::String(prompt.clone()));
+    for name in &config.forward_fields {
+        if let Some(v) = fields.get(name) {
+            payload.insert(name.clone(), v.clone());
+        }
+    }
+    let payload = serde_json::to_vec(&Value::Object(payload))
+        .map(Bytes::from)
+        .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+
+    Ok(Invocation {
+        prompt,
+        session_id,
+        session_generated,
+        content_type,
+        accept,
+        payload,
+        custom_headers: forwarded_headers(headers, &config.forward_headers)?,
+        trace: TraceHeaders::from_headers(headers),
+        bearer_token,
+    })
+}
+
+/// A missing `Content-Type` is accepted (curl and many SDKs omit it); one that is present
+/// must be JSON, since the body is parsed as JSON.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            text.chars().take(100).collect(),
+        ))
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::MissingToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::MissingToken)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::MissingToken);
+    }
+    Ok(token.to_owned())
+}
+
+/// Size, UTF-8 and JSON-object checks on the raw body.
+pub fn parse_body(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, ApiError> {
+    if body.len() > max_bytes {
+        return Err(ApiError::BodyTooLarge {
+            size: body.len(),
+            limit: max_bytes,
+        });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::EmptyBody);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidEncoding)?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ApiError::NotAnObject(json_type_name(&other))),
+        Err(e) => Err(ApiError::InvalidJson(format!(
+            "line {} column {}",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+fn optional_string<'a>(
+    fields: &'a Map<String, Value>,
+    field: &'static str,
+    reason: &'static str,
+) -> Result<Option<&'a str>, ApiError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(ApiError::InvalidField { field, reason }),
+    }
+}
+
+/// `content_type` and `accept` are passed to AgentCore as headers, so they must be short,
+/// visible ASCII and shaped like media types (`type/subtype`, lists allowed for accept).
+fn media_type<'a>(
+    fields: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, ApiError> {
+    const REASON: &str = "must be a media type such as application/json, at most 256 characters";
+    let Some(value) = optional_string(fields, field, REASON)? else {
+        return Ok(None);
+    };
+    let ok = !value.is_empty()
+        && value.len() <= MAX_MEDIA_TYPE_LEN
+        && value.contains('/')
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && HeaderValue::from_str(value).is_ok();
+    if ok {
+        Ok(Some(value))
+    } else {
+        Err(ApiError::InvalidField {
+            field,
+            reason: REASON,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut map: HashMap<String, String> = HashMap::new();
+        map.insert(
+            "AGENT_RUNTIME_ARN".into(),
+            "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-1".into(),
+        );
+        map.insert("MAX_REQUEST_BYTES".into(), "1000".into());
+        for (k, v) in extra {
+            map.insert((*k).into(), (*v).into());
+        }
+        Config::from_lookup(|k| map.get(k).cloned()).expect("config")
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h
+    }
+
+    fn parse(body: &str) -> Result<Invocation, ApiError> {
+        parse_parts(
+            &Method::POST,
+            &json_headers(),
+            body.as_bytes(),
+            &config(&[]),
+        )
+    }
+
+    #[test]
+    fn a_minimal_request_gets_defaults_and_a_new_session() {
+        let inv = parse(r#"{"prompt": "Hello"}"#).expect("valid");
+        assert_eq!(inv.prompt, "Hello");
+        assert!(inv.session_generated);
+        assert!(inv.session_id.as_str().starts_with("session-"));
+        assert_eq!(inv.content_type, DEFAULT_PAYLOAD_CONTENT_TYPE);
+        assert_eq!(inv.accept, DEFAULT_ACCEPT);
+        assert_eq!(&inv.payload[..], br#"{"prompt":"Hello"}"#);
+        assert!(inv.bearer_token.is_none());
+    }
+
+    #[test]
+    fn client_fields_are_used() {
+        let sid = "conversation-0123456789-0123456789-abc";
+        let body = format!(
+            r#"{{"prompt":"Hi","session_id":"{sid}","content_type":"application/json","accept":"text/event-stream"}}"#
+        );
+        let inv = parse(&body).expect("valid");
+        assert_eq!(inv.session_id.as_str(), sid);
+        assert!(!inv.session_generated);
+        assert_eq!(inv.accept, "text/event-stream");
+    }
+
+    #[test]
+    fn session_header_is_a_fallback_for_the_field() {
+        let mut h = json_headers();
+        h.insert(
+            SESSION_HEADER,
+            HeaderValue::from_static("header-session-0123456789-0123456789"),
+        );
+        let inv =
+            parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &config(&[])).expect("valid");
+        assert_eq!(
+            inv.session_id.as_str(),
+            "header-session-0123456789-0123456789"
+        );
+        let inv = parse_parts(
+            &Method::POST,
+            &h,
+            br#"{"prompt":"x","session_id":"field-session-0123456789-0123456789"}"#,
+            &config(&[]),
+        )
+        .expect("valid");
+        assert_eq!(
+            inv.session_id.as_str(),
+            "field-session-0123456789-0123456789"
+        );
+    }
+
+    #[test]
+    fn only_allow_listed_extra_fields_reach_the_agent() {
+        let c = config(&[("FORWARD_FIELDS", "demo,metadata")]);
+        let inv = parse_parts(
+            &Method::POST,
+            &json_headers(),
+            br#"{"prompt":"x","demo":{"tokens":3},"secret":"no","metadata":[1]}"#,
+            &c,
+        )
+        .expect("valid");
+        let payload: Value = serde_json::from_slice(&inv.payload).expect("json");
+        assert_eq!(
+            payload,
+            serde_json::json!({"prompt":"x","demo":{"tokens":3},"metadata":[1]})
+        );
+    }
+
+    #[test]
+    fn oauth_mode_takes_the_callers_bearer_token() {
+        let c = config(&[("AGENTCORE_AUTH_MODE", "oauth")]);
+        let mut h = json_headers();
+        let err = parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &c).expect_err("no token");
+        assert_eq!((err.status(), err.code()), (401, "missing_token"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def"),
+        );
+        let inv = parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &c).expect("valid");
+        assert_eq!(inv.bearer_token.as_deref(), Some("abc.def"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(
+            parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &c)
+                .expect_err("basic")
+                .code(),
+            "missing_token"
+        );
+    }
+
+    #[test]
+    fn the_session_is_checked_before_the_prompt_is_sent() {
+        let err = parse(r#"{"prompt":"x","session_id":"short"}"#).expect_err("short");
+        assert_eq!(err.code(), "invalid_session_id");
+    }
+
+    /// Each bad input, with the status and code it must produce.
+    #[test]
+    fn bad_inputs_are_rejected_with_status_and_code() {
+        let long_session = "s".repeat(257);
+        let cases: Vec<(String, u16, &str)> = vec![
+            ("".into(), 400, "empty_body"),
+            ("   \n".into(), 400, "empty_body"),
+            ("{".into(), 400, "invalid_json"),
+            ("{\"prompt\": \"x\",}".into(), 400, "invalid_json"),
+            ("prompt=hello".into(), 400, "invalid_json"),
+            ("{'prompt': 'x'}".into(), 400, "invalid_json"),
+            ("[]".into(), 400, "invalid_json"),
+            ("\"just a string\"".into(), 400, "invalid_json"),
+            ("42".into(), 400, "invalid_json"),
+            ("null".into(), 400, "invalid_json"),
+            ("{}".into(), 400, "missing_prompt"),
+            ("{\"Prompt\": \"x\"}".into(), 400, "missing_prompt"),
+            ("{\"prompt\": null}".into(), 400, "missing_prompt"),
+            ("{\"prompt\": \"\"}".into(), 400, "empty_prompt"),
+            ("{\"prompt\": \"  \\n\\t \"}".into(), 400, "empty_prompt"),
+            ("{\"prompt\": 42}".into(), 400, "invalid_prompt"),
+            ("{\"prompt\": true}".into(), 400, "invalid_prompt"),
+            ("{\"prompt\": [\"a\"]}".into(), 400, "invalid_prompt"),
+            ("{\"prompt\": {\"text\": \"a\"}}".into(), 400, "invalid_prompt"),
+            ("{\"prompt\": \"x\", \"session_id\": 123}".into(), 400, "invalid_field"),
+            ("{\"prompt\": \"x\", \"session_id\": \"too-short\"}".into(), 400, "invalid_session_id"),
+            (format!("{{\"prompt\": \"x\", \"session_id\": \"{long_session}\"}}"), 400, "invalid_session_id"),
+            ("{\"prompt\": \"x\", \"session_id\": \"has spaces in it which are not allowed here\"}".into(), 400, "invalid_session_id"),
+            ("{\"prompt\": \"x\", \"content_type\": 5}".into(), 400, "invalid_field"),
+            ("{\"prompt\": \"x\", \"content_type\": \"json\"}".into(), 400, "invalid_field"),
+            ("{\"prompt\": \"x\", \"accept\": \"text/event-stream\\r\\nX-Evil: 1\"}".into(), 400, "invalid_field"),
+            (format!("{{\"prompt\": \"x\", \"accept\": \"a/{}\"}}", "b".repeat(300)), 400, "invalid_field"),
+            (format!("{{\"prompt\": \"{}\"}}", "x".repeat(2000)), 413, "body_too_large"),
+        ];
+        assert!(cases.len() >= 25);
+        for (body, status, code) in cases {
+            let err = parse(&body).expect_err(&body);
+            assert_eq!(
+                (err.status(), err.code()),
+                (status, code),
+                "body {body:?}: {err}"
+            );
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_rejected() {
+        let err = parse_parts(
+            &Method::POST,
+            &json_headers(),
+            b"{\"prompt\": \"\xff\xfe\"}",
+            &config(&[]),
+        )
+        .expect_err("bad utf8");
+        assert_eq!((err.status(), err.code()), (400, "invalid_encoding"));
+    }
+
+    #[test]
+    fn wrong_method_and_content_type_are_rejected() {
+        for m in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+            let err = parse_parts(&m, &json_headers(), br#"{"prompt":"x"}"#, &config(&[]))
+                .expect_err("method");
+            assert_eq!((err.status(), err.code()), (405, "method_not_allowed"));
+        }
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            let err =
+                parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &config(&[])).expect_err(ct);
+            assert_eq!(
+                (err.status(), err.code()),
+                (415, "unsupported_media_type"),
+                "{ct}"
+            );
+        }
+        for ct in [
+            "application/json; charset=utf-8",
+            "application/vnd.api+json",
+            "Application/JSON",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("ct"));
+            assert!(
+                parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &config(&[])).is_ok(),
+                "{ct}"
+            );
+        }
+        assert!(parse_parts(
+            &Method::POST,
+            &HeaderMap::new(),
+            br#"{"prompt":"x"}"#,
+            &config(&[])
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn error_messages_tell_the_caller_what_to_send() {
+        let err = parse("{}").expect_err("missing");
+        assert!(err.to_string().contains("\"prompt\""), "{err}");
+        let body = err.to_json();
+        assert_eq!(body["error"]["code"], "missing_prompt");
+    }
+}

@@ -1,0 +1,620 @@
+//! The built-in demo agent: streams a readable answer, with knobs for pacing, size,
+//! content type and injected faults.
+//!
+//! The payload is JSON `{"prompt": "...", "demo": {...}}`; every field of `demo` is
+//! optional (see [`DemoKnobs`]). A payload that is not a JSON object is used as the prompt
+//! text itself.
+//!
+//! # The answer text
+//!
+//! Token `i` (0-based) of the answer is word `i` of
+//! `["You", "said:", <the prompt split on whitespace>..., <FILLER_WORDS repeated>...]`,
+//! preceded by one space for every token but the first. So the concatenation of
+//! [`demo_text`]`(prompt, n)` is the first `n` of those words joined by single spaces, e.g.
+//! `demo_text("hello world", 5).concat() == "You said: hello world This"`.
+//!
+//! # Formats
+//!
+//! - `sse` (default, `text/event-stream`): one event per token, `data: "<JSON string>"\n\n`,
+//!   like agents built with the `bedrock-agentcore` Python SDK.
+//! - `json` (`application/json`): `{"response": "<full text>"}`, written in one piece unless
+//!   `chunk_bytes` is set.
+//! - `text` (`text/plain; charset=utf-8`): the tokens as raw text, one write per token.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ErrorType};
+
+/// Words that follow the echoed prompt, repeated as often as needed.
+pub const FILLER_WORDS: [&str; 11] = [
+    "This",
+    "is",
+    "a",
+    "streamed",
+    "answer",
+    "from",
+    "the",
+    "local",
+    "AgentCore",
+    "demo",
+    "agent.",
+];
+
+/// Text repeated to fill `total_bytes` answers (ASCII, nothing JSON would escape).
+pub const FILLER_TEXT: &str = "This is a streamed answer from the local AgentCore demo agent. ";
+
+/// The error event written by `error_after` (SSE form; `text` writes it on its own line,
+/// `json` writes the object alone as the document).
+pub const ERROR_EVENT_JSON: &str = r#"{"error": "Agent failed", "error_type": "RuntimeError"}"#;
+
+/// Largest SSE event written in `total_bytes` mode (bytes, framing included).
+pub const TOTAL_BYTES_EVENT_SIZE: u64 = 1024;
+
+/// Default write size in `total_bytes` mode when `chunk_bytes` is not given.
+pub const TOTAL_BYTES_DEFAULT_CHUNK: usize = 64 * 1024;
+
+/// Server-wide defaults of the demo agent (a request's `demo` knobs override them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoDefaults {
+    /// Number of tokens (events) in an answer. Default 12.
+    pub tokens: u64,
+    /// Pause before each token after the first, in milliseconds. Default 0.
+    pub delay_ms: u64,
+    /// Group output into writes of at least this many bytes. Default: one write per token.
+    pub chunk_bytes: Option<usize>,
+}
+
+impl Default for DemoDefaults {
+    fn default() -> Self {
+        DemoDefaults {
+            tokens: 12,
+            delay_ms: 0,
+            chunk_bytes: None,
+        }
+    }
+}
+
+/// Output format of the demo agent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoFormat {
+    /// Server-sent events, `text/event-stream` (default).
+    #[default]
+    Sse,
+    /// One JSON document `{"response": "..."}`, `application/json`.
+    Json,
+    /// Plain text, `text/plain; charset=utf-8`.
+    Text,
+}
+
+impl DemoFormat {
+    /// The `Content-Type` of answers in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            DemoFormat::Sse => "text/event-stream",
+            DemoFormat::Json => "application/json",
+            DemoFormat::Text => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// Per-request knobs: the optional `"demo"` object of the payload. Unknown fields are a
+/// `ValidationException` (to catch typos).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoKnobs {
+    /// Number of tokens (events). Ignored when `total_bytes` is set.
+    pub tokens: Option<u64>,
+    /// Pause before each token (or `total_bytes` event) after the first, in milliseconds.
+    pub delay_ms: Option<u64>,
+    /// Group output into writes of at least this many bytes.
+    pub chunk_bytes: Option<usize>,
+    /// Answer of exactly this many body bytes (at least 11 for `sse`, 16 for `json`),
+    /// generated lazily; `tokens` and `stamp` are ignored.
+    pub total_bytes: Option<u64>,
+    /// `sse` (default), `json` or `text`.
+    pub format: Option<DemoFormat>,
+    /// Each token is the microseconds since the UNIX epoch when it was produced, plus a space.
+    pub stamp: Option<bool>,
+    /// Answer with this restJson1 error type before any byte (e.g. `"ThrottlingException"`).
+    pub fault: Option<String>,
+    /// Message of the `fault` error (default: a description naming the demo agent).
+    pub fault_message: Option<String>,
+    /// After this many tokens, write [`ERROR_EVENT_JSON`] as an event and end the stream.
+    pub error_after: Option<u64>,
+    /// After this many tokens, abort the connection (the client sees a body error).
+    pub reset_after: Option<u64>,
+    /// Wait this long before sending the response headers.
+    pub first_byte_delay_ms: Option<u64>,
+}
+
+/// A request to the demo agent: the prompt and the knobs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DemoRequest {
+    /// The `prompt` field (empty when absent).
+    pub prompt: String,
+    /// The `demo` object (all `None` when absent).
+    pub knobs: DemoKnobs,
+}
+
+impl DemoRequest {
+    /// Reads the payload: a JSON object with `prompt` and `demo`, or else raw prompt text.
+    pub fn parse(payload: &[u8]) -> Result<DemoRequest, ApiError> {
+        match serde_json::from_slice::<serde_json::Value>(payload) {
+            Ok(serde_json::Value::Object(mut object)) => {
+                let prompt = match object.get("prompt") {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) if !other.is_null() => other.to_string(),
+                    _ => String::new(),
+                };
+                let knobs = match object.remove("demo") {
+                    None | Some(serde_json::Value::Null) => DemoKnobs::default(),
+                    Some(value) => serde_json::from_value(value).map_err(|e| {
+                        ApiError::validation(format!("invalid `demo` knobs in the payload: {e}"))
+                    })?,
+                };
+                Ok(DemoRequest { prompt, knobs })
+            }
+            _ => Ok(DemoRequest {
+                prompt: String::from_utf8_lossy(payload).into_owned(),
+                knobs: DemoKnobs::default(),
+            }),
+        }
+    }
+
+    /// The injected fault, if any. An unknown type name is a `ValidationException`.
+    pub fn fault(&self) -> Result<Option<ApiError>, ApiError> {
+        let Some(name) = &self.knobs.fault else {
+            return Ok(None);
+        };
+        let kind: ErrorType = name.parse().map_err(|_| {
+            ApiError::validation(format!(
+                "unknown demo fault `{name}`; use one of: {}",
+                ErrorType::ALL.map(ErrorType::code).join(", ")
+            ))
+        })?;
+        let message = self
+            .knobs
+            .fault_message
+            .clone()
+            .unwrap_or_else(|| format!("{kind} injected by the agentcore-local demo agent"));
+        Ok(Some(ApiError::new(kind, message)))
+    }
+
+    /// The output format.
+    pub fn format(&self) -> DemoFormat {
+        self.knobs.format.unwrap_or_default()
+    }
+
+    /// Delay before the response headers.
+    pub fn first_byte_delay(&self) -> Duration {
+        Duration::from_millis(self.knobs.first_byte_delay_ms.unwrap_or(0))
+    }
+}
+
+/// The words the answer is made of (see the module documentation).
+fn word<S: AsRef<str>>(prompt_words: &[S], i: u64) -> String {
+    let i = usize::try_from(i).unwrap_or(usize::MAX);
+    match i {
+        0 => "You".to_owned(),
+        1 => "said:".to_owned(),
+        _ => {
+            let i = i - 2;
+            match prompt_words.get(i) {
+                Some(w) => w.as_ref().to_owned(),
+                None => FILLER_WORDS[(i - prompt_words.len()) % FILLER_WORDS.len()].to_owned(),
+            }
+        }
+    }
+}
+
+/// Token `i` of the answer to `prompt` (a leading space for every token but the first).
+pub fn demo_token(prompt: &str, i: u64) -> String {
+    let words: Vec<&str> = prompt.split_whitespace().collect();
+    token_from_words(&words, i)
+}
+
+fn token_from_words<S: AsRef<str>>(words: &[S], i: u64) -> String {
+    let w = word(words, i);
+    if i == 0 {
+        w
+    } else {
+        format!(" {w}")
+    }
+}
+
+/// The `tokens` tokens of the answer to `prompt`; their concatenation is the full text.
+pub fn demo_text(prompt: &str, tokens: u64) -> Vec<String> {
+    let words: Vec<&str> = prompt.split_whitespace().collect();
+    (0..tokens).map(|i| token_from_words(&words, i)).collect()
+}
+
+/// Wraps one token in the framing of `format` (SSE event, JSON string content, raw text).
+pub fn frame_token(format: DemoFormat, token: &str) -> Vec<u8> {
+    let quoted = serde_json::Value::String(token.to_owned()).to_string();
+    match format {
+        DemoFormat::Sse => format!("data: {quoted}\n\n").into_bytes(),
+        DemoFormat::Json => {
+            // The JSON string without its quotes: the answer is streamed inside one document.
+            let inner = quoted
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or_default();
+            inner.as_bytes().to_vec()
+        }
+        DemoFormat::Text => token.as_bytes().to_vec(),
+    }
+}
+
+/// The body stream aborted on purpose (`reset_after`).
+#[derive(Debug, thiserror::Error)]
+#[error("the demo agent reset the connection after {0} tokens (reset_after)")]
+pub struct DemoReset(pub u64);
+
+fn now_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or_default()
+}
+
+/// Where the units (tokens or filler events) come from.
+enum Source {
+    Tokens {
+        words: Vec<String>,
+        next: u64,
+        total: u64,
+        stamp: bool,
+    },
+    Filler {
+        /// Bytes of units still to write (prefix and suffix excluded).
+        remaining: u64,
+        /// Position in [`FILLER_TEXT`].
+        pos: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Units,
+    ErrorEvent,
+    Reset,
+    Suffix,
+    Done,
+}
+
+/// Lazily produces the body of a demo answer, one write at a time.
+struct Writer {
+    format: DemoFormat,
+    source: Source,
+    prefix: Option<Vec<u8>>,
+    suffix: Option<Vec<u8>>,
+    delay: Duration,
+    chunk: usize,
+    units: u64,
+    error_after: Option<u64>,
+    reset_after: Option<u64>,
+    phase: Phase,
+}
+
+fn filler(pos: &mut usize, len: usize) -> Vec<u8> {
+    let text = FILLER_TEXT.as_bytes();
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let take = (len - out.len()).min(text.len() - *pos);
+        out.extend_from_slice(&text[*pos..*pos + take]);
+        *pos = (*pos + take) % text.len();
+    }
+    out
+}
+
+impl Writer {
+    fn next_unit(&mut self) -> Option<Vec<u8>> {
+        let format = self.format;
+        match &mut self.source {
+            Source::Tokens {
+                words,
+                next,
+                total,
+                stamp,
+            } => {
+                if *next >= *total {
+                    return None;
+                }
+                let token = if *stamp {
+                    format!("{} ", now_micros())
+                } else {
+                    token_from_words(words, *next)
+                };
+                *next += 1;
+                Some(frame_token(format, &token))
+            }
+            Source::Filler { remaining, pos } => {
+                if *remaining == 0 {
+                    return None;
+                }
+                match format {
+                    DemoFormat::Sse => {
+                        // Events of TOTAL_BYTES_EVENT_SIZE bytes; the last ones are sized so
+                        // the total is exact (an event is at least 11 bytes: `data: "x"\n\n`).
+                        let size = if *remaining > TOTAL_BYTES_EVENT_SIZE + 11 {
+                            TOTAL_BYTES_EVENT_SIZE
+                        } else if *remaining > TOTAL_BYTES_EVENT_SIZE {
+                            *remaining - 11
+                        } else {
+                            *remaining
+                        };
+                        *remaining -= size;
+                        let text_len = usize::try_from(size.saturating_sub(10)).unwrap_or(0);
+                        let mut unit = Vec::with_capacity(text_len + 10);
+                        unit.extend_from_slice(b"data: \"");
+                        unit.extend_from_slice(&filler(pos, text_len));
+                        unit.extend_from_slice(b"\"\n\n");
+                        Some(unit)
+                    }
+                    DemoFormat::Json | DemoFormat::Text => {
+                        let size = (*remaining).min(TOTAL_BYTES_EVENT_SIZE);
+                        *remaining -= size;
+                        Some(filler(pos, usize::try_from(size).unwrap_or(0)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn error_unit(&self) -> Vec<u8> {
+        match self.format {
+            DemoFormat::Sse => format!("data: {ERROR_EVENT_JSON}\n\n").into_bytes(),
+            DemoFormat::Text => format!("\n{ERROR_EVENT_JSON}\n").into_bytes(),
+            DemoFormat::Json => ERROR_EVENT_JSON.as_bytes().to_vec(),
+        }
+    }
+
+    async fn next_write(&mut self) -> Option<Result<Bytes, DemoReset>> {
+        let mut buf = self.prefix.take().unwrap_or_default();
+        loop {
+            match self.phase {
+                Phase::Units => {
+                    if self.reset_after.is_some_and(|n| self.units >= n) {
+                        self.phase = Phase::Reset;
+                        continue;
+                    }
+                    if self.error_after.is_some_and(|n| self.units >= n) {
+                        self.phase = Phase::ErrorEvent;
+                        continue;
+                    }
+                    if self.units > 0 && !self.delay.is_zero() {
+                        tokio::time::sleep(self.delay).await;
+                    }
+                    match self.next_unit() {
+                        Some(unit) => {
+                            self.units += 1;
+                            buf.extend_from_slice(&unit);
+                            if buf.len() >= self.chunk {
+                                return Some(Ok(Bytes::from(buf)));
+                            }
+                        }
+                        None => self.phase = Phase::Suffix,
+                    }
+                }
+                Phase::ErrorEvent => {
+                    if self.format == DemoFormat::Json {
+                        // The document is replaced by the error object (whatever was not
+                        // yet written is dropped).
+                        buf.clear();
+                    }
+                    buf.extend_from_slice(&self.error_unit());
+                    self.phase = Phase::Done;
+                    return Some(Ok(Bytes::from(buf)));
+                }
+                Phase::Reset => {
+                    if !buf.is_empty() {
+                        return Some(Ok(Bytes::from(buf)));
+                    }
+                    // Let what was written reach the socket before the abort.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    self.phase = Phase::Done;
+                    return Some(Err(DemoReset(self.units)));
+                }
+                Phase::Suffix => {
+                    if let Some(suffix) = self.suffix.take() {
+                        buf.extend_from_slice(&suffix);
+                    }
+                    self.phase = Phase::Done;
+                }
+                Phase::Done => {
+                    return if buf.is_empty() {
+                        None
+                    } else {
+                        Some(Ok(Bytes::from(buf)))
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The body of the demo answer as a lazy stream of writes.
+///
+/// With `reset_after`, the stream ends with an error so that hyper aborts the chunked
+/// response.
+pub fn answer_stream(
+    request: &DemoRequest,
+    defaults: &DemoDefaults,
+) -> impl Stream<Item = Result<Bytes, DemoReset>> + Send + 'static {
+    let knobs = &request.knobs;
+    let format = request.format();
+    let json_prefix = br#"{"response": ""#.to_vec();
+    let json_suffix = br#""}"#.to_vec();
+    let (source, prefix, suffix, default_chunk) = match knobs.total_bytes {
+        Some(total) => {
+            let (units_len, prefix, suffix) = match format {
+                DemoFormat::Sse => (total.max(11), None, None),
+                DemoFormat::Text => (total, None, None),
+                DemoFormat::Json => (total.max(16) - 16, Some(json_prefix), Some(json_suffix)),
+            };
+            (
+                Source::Filler {
+                    remaining: units_len,
+                    pos: 0,
+                },
+                prefix,
+                suffix,
+                TOTAL_BYTES_DEFAULT_CHUNK,
+            )
+        }
+        None => {
+            let source = Source::Tokens {
+                words: request
+                    .prompt
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                next: 0,
+                total: knobs.tokens.unwrap_or(defaults.tokens),
+                stamp: knobs.stamp.unwrap_or(false),
+            };
+            match format {
+                DemoFormat::Json => (source, Some(json_prefix), Some(json_suffix), usize::MAX),
+                DemoFormat::Sse | DemoFormat::Text => (source, None, None, 1),
+            }
+        }
+    };
+    let writer = Writer {
+        format,
+        source,
+        prefix,
+        suffix,
+        delay: Duration::from_millis(knobs.delay_ms.unwrap_or(defaults.delay_ms)),
+        chunk: knobs
+            .chunk_bytes
+            .or(defaults.chunk_bytes)
+            .unwrap_or(default_chunk)
+            .max(1),
+        units: 0,
+        error_after: knobs.error_after,
+        reset_after: knobs.reset_after,
+        phase: Phase::Units,
+    };
+    futures_util::stream::unfold(writer, |mut writer| async move {
+        writer.next_write().await.map(|item| (item, writer))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    async fn collect(payload: serde_json::Value) -> (Vec<Bytes>, bool) {
+        let request = DemoRequest::parse(payload.to_string().as_bytes()).expect("parse");
+        let stream = answer_stream(&request, &DemoDefaults::default());
+        futures_util::pin_mut!(stream);
+        let mut writes = Vec::new();
+        let mut errored = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(b) => writes.push(b),
+                Err(_) => errored = true,
+            }
+        }
+        (writes, errored)
+    }
+
+    fn decode_sse(body: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(body)
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let data = e.strip_prefix("data: ").expect("data line");
+                serde_json::from_str::<String>(data).expect("json string")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_reads_like_a_sentence() {
+        assert_eq!(
+            demo_text("hello world", 5).concat(),
+            "You said: hello world This"
+        );
+        assert_eq!(demo_text("", 4).concat(), "You said: This is");
+        assert_eq!(demo_text("x", 0), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn sse_tokens_one_write_each() {
+        let (writes, errored) =
+            collect(serde_json::json!({"prompt": "hi \"there\"", "demo": {"tokens": 6}})).await;
+        assert!(!errored);
+        assert_eq!(writes.len(), 6);
+        let body: Vec<u8> = writes.concat();
+        assert_eq!(decode_sse(&body), demo_text("hi \"there\"", 6));
+    }
+
+    #[tokio::test]
+    async fn json_is_one_document() {
+        let (writes, _) =
+            collect(serde_json::json!({"prompt": "a b", "demo": {"format": "json", "tokens": 5}}))
+                .await;
+        assert_eq!(writes.len(), 1);
+        let doc: serde_json::Value = serde_json::from_slice(&writes[0]).expect("json");
+        assert_eq!(doc["response"], demo_text("a b", 5).concat());
+    }
+
+    #[tokio::test]
+    async fn total_bytes_is_exact_in_every_format() {
+        for format in ["sse", "json", "text"] {
+            for total in [16_u64, 1024, 1034, 1035, 1036, 2047, 100_000, 1_000_001] {
+                let (writes, _) = collect(serde_json::json!({
+                    "demo": {"format": format, "total_bytes": total}
+                }))
+                .await;
+                let body = writes.concat();
+                assert_eq!(body.len() as u64, total, "{format} {total}");
+                if format == "sse" {
+                    assert!(decode_sse(&body).iter().all(|t| !t.is_empty()));
+                }
+                if format == "json" {
+                    let doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                    assert!(doc["response"].is_string());
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn error_after_and_reset_after() {
+        let (writes, errored) =
+            collect(serde_json::json!({"demo": {"tokens": 10, "error_after": 3}})).await;
+        assert!(!errored);
+        let body = String::from_utf8(writes.concat()).expect("utf8");
+        assert_eq!(body.matches("data: ").count(), 4);
+        assert!(body.ends_with(&format!("data: {ERROR_EVENT_JSON}\n\n")));
+
+        let (writes, errored) =
+            collect(serde_json::json!({"demo": {"tokens": 10, "reset_after": 2}})).await;
+        assert!(errored);
+        assert_eq!(writes.len(), 2);
+    }
+
+    #[test]
+    fn bad_knobs_are_validation_errors() {
+        let err = DemoRequest::parse(br#"{"demo": {"tokns": 3}}"#).expect_err("typo");
+        assert_eq!(err.kind, ErrorType::ValidationException);
+        let req = DemoRequest::parse(br#"{"demo": {"fault": "Nope"}}"#).expect("parse");
+        assert!(req.fault().is_err());
+        let req =
+            DemoRequest::parse(br#"{"demo": {"fault": "ThrottlingException"}}"#).expect("parse");
+        assert_eq!(
+            req.fault().ok().flatten().map(|e| e.kind),
+            Some(ErrorType::ThrottlingException)
+        );
+        let req = DemoRequest::parse(b"not json").expect("raw prompt");
+        assert_eq!(req.prompt, "not json");
+    }
+}

@@ -1,0 +1,159 @@
+//! `local-stack`: the whole system on one machine (`make run`, `make demo`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use local_stack::{LogSink, Stack, StackOptions, Upstream};
+
+/// Runs agentcore-local, the three functions under `cargo lambda watch`, and a local API
+/// Gateway REST front, all on 127.0.0.1.
+#[derive(Parser, Debug)]
+#[command(version, about, after_help = "Examples:\n  local-stack run\n  AGENT_URL=http://127.0.0.1:8080 local-stack run     # forward to a local agent container\n  AGENT_RUNTIME_ARN=arn:aws:bedrock-agentcore:... local-stack run   # a real runtime, real credentials\n  local-stack demo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    ports: Ports,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Ports {
+    /// Port of the local AgentCore Runtime.
+    #[arg(long, env = "AGENTCORE_LOCAL_PORT", default_value_t = 8787, global = true)]
+    local_port: u16,
+    /// Port of `cargo lambda watch` (Function URLs and the Lambda API).
+    #[arg(long, env = "LAMBDA_PORT", default_value_t = 9000, global = true)]
+    watch_port: u16,
+    /// Port of the local API Gateway REST front.
+    #[arg(long, env = "APIGW_PORT", default_value_t = 3000, global = true)]
+    apigw_port: u16,
+    /// Forward to an agent container implementing /invocations and /ping at this URL.
+    #[arg(long, env = "AGENT_URL", global = true)]
+    agent_url: Option<String>,
+    /// CORS origin allowed by the handlers and the gateway's preflight answers.
+    #[arg(long, env = "CORS_ALLOW_ORIGIN", global = true)]
+    cors_origin: Option<String>,
+    /// Build and run the functions in release mode.
+    #[arg(long, global = true)]
+    release: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start the stack in the foreground until Ctrl-C (the default).
+    Run,
+    /// Start the stack, stream one prompt through each option with stream-client, stop.
+    Demo,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let demo = matches!(cli.command, Some(Cmd::Demo));
+    let upstream = match (&cli.ports.agent_url, std::env::var_os("AGENT_RUNTIME_ARN")) {
+        (Some(url), _) => Upstream::Proxy(url.clone()),
+        (None, Some(_)) => Upstream::Real,
+        (None, None) => Upstream::Demo,
+    };
+    let log = if demo {
+        let dir = local_stack::stack::workspace_root().join("target/local-stack");
+        let _ = std::fs::create_dir_all(&dir);
+        LogSink::File(dir.join("watch.log"))
+    } else {
+        LogSink::Inherit
+    };
+    let opts = StackOptions {
+        local_port: cli.ports.local_port,
+        watch_port: cli.ports.watch_port,
+        apigw_port: cli.ports.apigw_port,
+        upstream: upstream.clone(),
+        cors_allow_origin: cli.ports.cors_origin.clone(),
+        release: cli.ports.release,
+        log,
+        ..StackOptions::default()
+    };
+    eprintln!("Starting the local stack (building the functions first)...");
+    let stack = match Stack::start(opts).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = if demo {
+        run_demo(&stack).await
+    } else {
+        print_banner(&stack, &upstream);
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("\nStopping...");
+        ExitCode::SUCCESS
+    };
+    stack.shutdown().await;
+    code
+}
+
+fn print_banner(stack: &Stack, upstream: &Upstream) {
+    let urls = stack.urls();
+    let agent = match upstream {
+        Upstream::Demo => format!("agentcore-local demo agent at {}", urls.agentcore.as_deref().unwrap_or("?")),
+        Upstream::Proxy(url) => format!(
+            "agentcore-local at {} forwarding to the agent container at {url}",
+            urls.agentcore.as_deref().unwrap_or("?")
+        ),
+        Upstream::Real => "the real AgentCore runtime in AGENT_RUNTIME_ARN".to_owned(),
+    };
+    println!(
+        "\nReady. The functions call {agent}.\n\n  Option 1 (API Gateway REST, buffered):   {o1}\n  Option 2 (Function URL, streaming):      {o2}\n  Option 3 (API Gateway REST, streaming):  {o3}\n\nTry (in another terminal):\n  cargo run -q -p stream-client -- {o1} \"Tell me about Rust\"\n  cargo run -q -p stream-client -- {o2} \"Tell me about Rust\"\n  cargo run -q -p stream-client -- {o3} \"Tell me about Rust\"\n  curl -N {o2} -H 'content-type: application/json' -d '{{\"prompt\": \"Hello\", \"demo\": {{\"tokens\": 40, \"delay_ms\": 50}}}}'\n\nPress Ctrl-C to stop.",
+        o1 = urls.option1,
+        o2 = urls.option2,
+        o3 = urls.option3,
+    );
+}
+
+async fn run_demo(stack: &Stack) -> ExitCode {
+    let client = stream_client_path();
+    let urls = stack.urls();
+    let mut failed = 0;
+    for (name, url) in [("option 1", &urls.option1), ("option 2", &urls.option2), ("option 3", &urls.option3)] {
+        println!("\n=== {name}: {url}");
+        let status = tokio::process::Command::new(&client)
+            .args([url.as_str(), "Hello from make demo", "--stats"])
+            .status()
+            .await;
+        match status {
+            Ok(s) if s.success() => println!("\n=== {name}: ok"),
+            Ok(s) => {
+                failed += 1;
+                println!("\n=== {name}: FAILED ({s})");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("\n=== {name}: could not run {}: {e}", client.display());
+            }
+        }
+    }
+    if failed == 0 {
+        println!("\nAll three options streamed the demo answer.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\n{failed} option(s) failed; function logs are in target/local-stack/watch.log");
+        ExitCode::FAILURE
+    }
+}
+
+/// `stream-client` next to this binary (both are built into the same target directory).
+fn stream_client_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|p| p.with_file_name("stream-client"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("stream-client"))
+}

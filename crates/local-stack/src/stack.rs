@@ -1,0 +1,413 @@
+//! Starting and stopping the whole local system: `agentcore-local` (in process),
+//! `cargo lambda watch` serving the three functions (a child process group), and the
+//! API Gateway REST emulator (in process).
+//!
+//! `cargo lambda watch` runs each function with `cargo run --bin F`, so the functions are
+//! built here first, one `cargo build` for the three binaries, and its first invocation
+//! does not stall on a compile. The child is tied to this process by a lifeline: it reads
+//! our end of a pipe, and when this process goes away, however it dies, the pipe closes and
+//! the whole process group is terminated, so no function process is left behind.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use agentcore_local::{LocalConfig, LocalServer};
+use tokio::process::{Child, ChildStdin, Command};
+
+use crate::apigw::{ApiGateway, ApiGatewayConfig};
+use crate::lambda_shim::LambdaShim;
+
+/// The three functions, named as their binaries (and as `cargo lambda watch` serves them).
+pub const FUNCTIONS: [&str; 3] = ["option1-api-gateway", "option2-lambda-url", "option3-api-gateway-streaming"];
+
+/// What the functions talk to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// `agentcore-local` with its built-in demo agent.
+    Demo,
+    /// `agentcore-local` forwarding to an agent container at this URL.
+    Proxy(String),
+    /// A real AgentCore runtime: `AGENT_RUNTIME_ARN` and AWS credentials come from the
+    /// environment, and no endpoint override is set.
+    Real,
+}
+
+/// Where the output of `cargo lambda watch` (and so the functions' logs) goes.
+#[derive(Clone, Debug)]
+pub enum LogSink {
+    /// This process's stdout and stderr.
+    Inherit,
+    /// A file (created or truncated).
+    File(PathBuf),
+}
+
+/// How to start the stack.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// `agentcore-local` port (0 picks a free one).
+    pub local_port: u16,
+    /// `cargo lambda watch` port (0 picks a free one).
+    pub watch_port: u16,
+    /// API Gateway emulator port (0 picks a free one).
+    pub apigw_port: u16,
+    /// What the functions call.
+    pub upstream: Upstream,
+    /// Origin for CORS (handler responses and the gateway's preflight answers).
+    pub cors_allow_origin: Option<String>,
+    /// Extra environment for the functions (`KEY`, `VALUE`), after the stack's own.
+    pub function_env: Vec<(String, String)>,
+    /// Build and run the functions in release mode.
+    pub release: bool,
+    /// Where watch output goes.
+    pub log: LogSink,
+    /// Settings for the in-process `agentcore-local`.
+    pub local: LocalConfig,
+    /// Buffered integration timeout of the gateway emulator.
+    pub integration_timeout: Duration,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            local_port: 8787,
+            watch_port: 9000,
+            apigw_port: 3000,
+            upstream: Upstream::Demo,
+            cors_allow_origin: None,
+            function_env: Vec::new(),
+            release: false,
+            log: LogSink::Inherit,
+            local: LocalConfig::default(),
+            integration_timeout: crate::apigw::INTEGRATION_TIMEOUT,
+        }
+    }
+}
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// `cargo-lambda` is not installed where we look.
+    #[error("cargo-lambda was not found on PATH or in .venv/bin: run `make setup` (it installs the pinned version into .venv)")]
+    CargoLambdaMissing,
+    /// Building the functions failed.
+    #[error("building the functions failed (exit status {0}): see the compiler output above")]
+    BuildFailed(String),
+    /// A port could not be bound.
+    #[error("could not listen on {addr}: {source}. Is another `make run` still running? Pick other ports with --local-port/--watch-port/--apigw-port")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A child process could not be started.
+    #[error("could not start {what}: {source}")]
+    Spawn {
+        /// The program.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The functions did not answer in time.
+    #[error("{0} did not become ready in time: check the function logs above (AGENT_RUNTIME_ARN and credentials when using a real runtime)")]
+    NotReady(String),
+    /// `AGENT_RUNTIME_ARN` is needed for a real runtime.
+    #[error("AGENT_RUNTIME_ARN must be set to use a real AgentCore runtime")]
+    MissingRuntimeArn,
+}
+
+/// The URLs of a running stack.
+#[derive(Clone, Debug)]
+pub struct Urls {
+    /// `agentcore-local`, when it runs.
+    pub agentcore: Option<String>,
+    /// `cargo lambda watch` (Lambda `Invoke` API and Function URLs).
+    pub lambda: String,
+    /// The Lambda API endpoint that serves `InvokeWithResponseStream`.
+    pub lambda_streaming: String,
+    /// Option 1 through the local API Gateway.
+    pub option1: String,
+    /// Option 2's Function URL.
+    pub option2: String,
+    /// Option 3 through the local API Gateway.
+    pub option3: String,
+}
+
+/// A running stack. Stop it with [`Stack::shutdown`]; dropping it also ends the child
+/// process group (through the lifeline).
+pub struct Stack {
+    local: Option<LocalServer>,
+    watch: WatchProcess,
+    shim: LambdaShim,
+    apigw: ApiGateway,
+    urls: Urls,
+}
+
+impl Stack {
+    /// Builds the functions, starts every part, and waits until each function has
+    /// answered one request.
+    pub async fn start(opts: StackOptions) -> Result<Self, StackError> {
+        let cargo_lambda = find_cargo_lambda().ok_or(StackError::CargoLambdaMissing)?;
+        build_functions(opts.release).await?;
+
+        let mut env: Vec<(String, String)> = vec![
+            ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ];
+        let local = match &opts.upstream {
+            Upstream::Real => {
+                let arn = std::env::var("AGENT_RUNTIME_ARN").map_err(|_| StackError::MissingRuntimeArn)?;
+                env.push(("AGENT_RUNTIME_ARN".into(), arn));
+                None
+            }
+            upstream => {
+                let mut config = opts.local.clone();
+                config.listen = SocketAddr::from(([127, 0, 0, 1], opts.local_port));
+                if let Upstream::Proxy(url) = upstream {
+                    config.agent_url = Some(url.clone());
+                }
+                let server = LocalServer::start(config.clone()).await.map_err(|source| StackError::Bind {
+                    addr: format!("127.0.0.1:{}", opts.local_port),
+                    source,
+                })?;
+                let arn = config
+                    .runtime_arns
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| agentcore_local::DEFAULT_RUNTIME_ARN.to_owned());
+                env.extend([
+                    ("AGENT_RUNTIME_ARN".into(), arn),
+                    ("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE".into(), server.endpoint_url()),
+                    ("AWS_ACCESS_KEY_ID".into(), config.access_key_id.clone()),
+                    ("AWS_SECRET_ACCESS_KEY".into(), config.secret_access_key.clone()),
+                    ("AWS_REGION".into(), config.region.clone()),
+                    // The demo agent's knobs travel in the payload's `demo` field.
+                    ("FORWARD_FIELDS".into(), "demo".into()),
+                ]);
+                Some(server)
+            }
+        };
+        if let Some(origin) = &opts.cors_allow_origin {
+            env.push(("CORS_ALLOW_ORIGIN".into(), origin.clone()));
+        }
+        env.extend(opts.function_env.iter().cloned());
+
+        let watch_port = pick_port(opts.watch_port)?;
+        let watch = WatchProcess::spawn(&cargo_lambda, watch_port, &env, opts.release, &opts.log)?;
+        let lambda = format!("http://127.0.0.1:{watch_port}");
+
+        let shim = LambdaShim::start(SocketAddr::from(([127, 0, 0, 1], 0)), lambda.clone())
+            .await
+            .map_err(|source| StackError::Bind {
+                addr: "127.0.0.1:0".into(),
+                source,
+            })?;
+        let mut gw_config = ApiGatewayConfig::standard(
+            SocketAddr::from(([127, 0, 0, 1], opts.apigw_port)),
+            lambda.clone(),
+            shim.endpoint_url(),
+        );
+        gw_config.cors_allow_origin = opts.cors_allow_origin.clone();
+        gw_config.integration_timeout = opts.integration_timeout;
+        let apigw = ApiGateway::start(gw_config).await.map_err(|source| StackError::Bind {
+            addr: format!("127.0.0.1:{}", opts.apigw_port),
+            source,
+        })?;
+        let gw = format!("http://{}", apigw.addr());
+        let urls = Urls {
+            agentcore: local.as_ref().map(LocalServer::endpoint_url),
+            option1: format!("{gw}/option1/invoke"),
+            option2: format!("{lambda}/lambda-url/option2-lambda-url/"),
+            option3: format!("{gw}/option3/invoke"),
+            lambda,
+            lambda_streaming: shim.endpoint_url(),
+        };
+        let stack = Self {
+            local,
+            watch,
+            shim,
+            apigw,
+            urls,
+        };
+        stack.wait_ready().await?;
+        Ok(stack)
+    }
+
+    /// The URLs.
+    pub fn urls(&self) -> &Urls {
+        &self.urls
+    }
+
+    /// The in-process `agentcore-local`, when it runs.
+    pub fn local(&self) -> Option<&LocalServer> {
+        self.local.as_ref()
+    }
+
+    /// The process group id of `cargo lambda watch` and the functions it started.
+    pub fn watch_process_group(&self) -> Option<u32> {
+        self.watch.pgid
+    }
+
+    /// Waits until `cargo lambda watch` accepts connections and every function has answered
+    /// a request (a `GET`, which each handler refuses with 405 without calling the agent).
+    async fn wait_ready(&self) -> Result<(), StackError> {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        for (name, url) in [
+            ("option2-lambda-url", self.urls.option2.as_str()),
+            ("option1-api-gateway", self.urls.option1.as_str()),
+            ("option3-api-gateway-streaming", self.urls.option3.as_str()),
+        ] {
+            loop {
+                if tokio::time::Instant::now() > deadline {
+                    return Err(StackError::NotReady(name.to_owned()));
+                }
+                match client.get(url).timeout(Duration::from_secs(120)).send().await {
+                    Ok(resp) if resp.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => break,
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops everything this stack started and waits for the child processes to exit.
+    pub async fn shutdown(self) {
+        self.apigw.shutdown().await;
+        self.shim.shutdown().await;
+        self.watch.stop().await;
+        if let Some(local) = self.local {
+            local.shutdown().await;
+        }
+    }
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `cargo-lambda` on PATH, or in the project's `.venv/bin`.
+pub fn find_cargo_lambda() -> Option<PathBuf> {
+    let venv = workspace_root().join(".venv/bin/cargo-lambda");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("cargo-lambda"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Builds the three function binaries exactly as `cargo lambda watch` will run them, so its
+/// `cargo run` finds them fresh.
+pub async fn build_functions(release: bool) -> Result<(), StackError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).arg("build").arg("--quiet");
+    if release {
+        cmd.arg("--release");
+    }
+    for f in FUNCTIONS {
+        cmd.arg("--bin").arg(f);
+    }
+    let status = cmd
+        .status()
+        .await
+        .map_err(|source| StackError::Spawn { what: "cargo build", source })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(StackError::BuildFailed(status.to_string()))
+    }
+}
+
+fn pick_port(port: u16) -> Result<u16, StackError> {
+    if port != 0 {
+        return Ok(port);
+    }
+    // Bind and release: cargo lambda watch needs a concrete port number.
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| StackError::Bind {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })?;
+    listener.local_addr().map(|a| a.port()).map_err(|source| StackError::Bind {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })
+}
+
+/// `cargo lambda watch` in its own process group, under a lifeline shell.
+struct WatchProcess {
+    child: Child,
+    lifeline: Option<ChildStdin>,
+    pgid: Option<u32>,
+}
+
+/// Runs the command given as arguments in the background, then waits for stdin to close
+/// (our process ended or asked for shutdown) and terminates the whole process group.
+const LIFELINE: &str = r#""$@" & read -r _ ; kill -TERM -- -$$ 2>/dev/null; sleep 2; kill -KILL -- -$$ 2>/dev/null"#;
+
+impl WatchProcess {
+    fn spawn(
+        cargo_lambda: &Path,
+        port: u16,
+        env: &[(String, String)],
+        release: bool,
+        log: &LogSink,
+    ) -> Result<Self, StackError> {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(LIFELINE).arg("lifeline");
+        cmd.arg(cargo_lambda).args(["lambda", "watch", "--ignore-changes", "--disable-cors", "--quiet"]);
+        cmd.args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]);
+        if release {
+            cmd.arg("--release");
+        }
+        for (k, v) in env {
+            // Passed as the child's environment rather than --env-var, whose comma syntax
+            // would split values that contain commas.
+            cmd.env(k, v);
+        }
+        cmd.current_dir(workspace_root())
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        match log {
+            LogSink::Inherit => {
+                cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            }
+            LogSink::File(path) => {
+                let file = std::fs::File::create(path).map_err(|source| StackError::Spawn {
+                    what: "the watch log file",
+                    source,
+                })?;
+                let err = file.try_clone().map_err(|source| StackError::Spawn {
+                    what: "the watch log file",
+                    source,
+                })?;
+                cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err));
+            }
+        }
+        let mut child = cmd.spawn().map_err(|source| StackError::Spawn {
+            what: "cargo lambda watch",
+            source,
+        })?;
+        let lifeline = child.stdin.take();
+        let pgid = child.id();
+        Ok(Self { child, lifeline, pgid })
+    }
+
+    async fn stop(mut self) {
+        // Closing the pipe makes the lifeline terminate the group.
+        drop(self.lifeline.take());
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            if let Some(pgid) = self.pgid {
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().await;
+            }
+            let _ = self.child.wait().await;
+        }
+    }
+}

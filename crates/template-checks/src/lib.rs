@@ -1,0 +1,107 @@
+//! Checks for the deployment artifacts of the three options.
+//!
+//! This crate ships no code to Lambda. Its integration tests (`tests/templates.rs`)
+//! parse each option's SAM `template.yaml` and `events/*.json` and pin the properties a
+//! careless edit could silently weaken:
+//!
+//! - secure defaults: IAM auth on the Function URL and on both REST APIs, one named CORS
+//!   origin (never `*`), `arm64` and 128 MB;
+//! - least privilege: `bedrock-agentcore:InvokeAgentRuntime` only, on the configured
+//!   runtime ARN only; API Gateway's invoke role limited to the one function;
+//! - timeouts that agree: option 1 gives up before API Gateway's 29 s, option 3 streams
+//!   through the `response-streaming-invocations` URI with `ResponseTransferMode: STREAM`;
+//! - buildability: `BuildMethod: rust-cargolambda` with the workspace binary of each option;
+//! - sample events that `lambda_http` deserializes as the event type the option receives.
+//!
+//! Run with `cargo test -p template-checks`. `cfn-lint` (see the option READMEs) checks
+//! the templates against the CloudFormation and SAM schemas; these tests check intent.
+
+use std::path::PathBuf;
+
+/// How a deployed option receives its Lambda event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventShape {
+    /// API Gateway REST proxy event (payload format 1.0).
+    ApiGatewayV1,
+    /// Function URL event (API Gateway HTTP API payload format 2.0).
+    FunctionUrlV2,
+}
+
+/// One deployable option: its folder, which is also the name of its binary and function.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployOption {
+    /// Folder under the workspace root, equal to the Cargo binary name.
+    pub name: &'static str,
+    /// The event shape its function receives.
+    pub event_shape: EventShape,
+}
+
+/// The three deployable options.
+pub const OPTIONS: [DeployOption; 3] = [
+    DeployOption {
+        name: "option1-api-gateway",
+        event_shape: EventShape::ApiGatewayV1,
+    },
+    DeployOption {
+        name: "option2-lambda-url",
+        event_shape: EventShape::FunctionUrlV2,
+    },
+    DeployOption {
+        name: "option3-api-gateway-streaming",
+        event_shape: EventShape::ApiGatewayV1,
+    },
+];
+
+/// The Cargo workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+}
+
+impl DeployOption {
+    /// Path of the option's SAM template.
+    pub fn template_path(&self) -> PathBuf {
+        workspace_root().join(self.name).join("template.yaml")
+    }
+
+    /// Path of the option's sample-event folder.
+    pub fn events_dir(&self) -> PathBuf {
+        workspace_root().join(self.name).join("events")
+    }
+}
+
+/// The CloudFormation intrinsic-function key for a YAML short-form tag
+/// (`!Ref` -> `Ref`, `!Condition` -> `Condition`, `!Sub` -> `Fn::Sub`, ...).
+pub fn intrinsic_key(tag: &str) -> String {
+    let name = tag.trim_start_matches('!');
+    match name {
+        "Ref" | "Condition" => name.to_owned(),
+        other => format!("Fn::{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_form_tags_map_to_long_form_keys() {
+        assert_eq!(intrinsic_key("!Ref"), "Ref");
+        assert_eq!(intrinsic_key("!Sub"), "Fn::Sub");
+        assert_eq!(intrinsic_key("GetAtt"), "Fn::GetAtt");
+        assert_eq!(intrinsic_key("!Condition"), "Condition");
+    }
+
+    #[test]
+    fn option_paths_exist() {
+        for option in OPTIONS {
+            assert!(
+                option.template_path().is_file(),
+                "{:?}",
+                option.template_path()
+            );
+            assert!(option.events_dir().is_dir(), "{:?}", option.events_dir());
+        }
+    }
+}

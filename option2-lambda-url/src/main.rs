@@ -1,0 +1,16 @@
+//! Option 2: Lambda Function URL (`InvokeMode: RESPONSE_STREAM`) -> this function ->
+//! AgentCore, streaming the agent's answer to the caller chunk by chunk as it arrives.
+//!
+//! Configuration and the AgentCore client are built once at cold start. An error before
+//! the first byte is a JSON error response; an error after it is a final SSE
+//! `event: error` in the stream.
+
+use agentcore_core::Gateway;
+use lambda_http::{service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    agentcore_core::telemetry::init();
+    let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
+    lambda_http::run_with_streaming_response(service_fn(move |req| gateway.streaming(req))).await
+}

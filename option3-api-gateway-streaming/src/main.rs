@@ -1,0 +1,16 @@
+//! Option 3: API Gateway REST with `responseTransferMode: STREAM` (integration URI
+//! `.../response-streaming-invocations`) -> this function -> AgentCore, streaming the
+//! answer chunk by chunk for REST v1 proxy events.
+//!
+//! The code path is option 2's: `lambda_http` decodes the v1 event and writes the
+//! streaming prelude API Gateway expects; everything else lives in `agentcore-core`.
+
+use agentcore_core::Gateway;
+use lambda_http::{service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    agentcore_core::telemetry::init();
+    let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
+    lambda_http::run_with_streaming_response(service_fn(move |req| gateway.streaming(req))).await
+}
