@@ -13,6 +13,16 @@ pub const URL_ENV: &str = "AGENTCORE_STREAM_URL";
 /// Environment variable holding a default bearer token.
 pub const BEARER_ENV: &str = "AGENTCORE_BEARER_TOKEN";
 
+const HELP_TEMPLATE: &str = "\
+{about-with-newline}
+{usage-heading} {usage}
+
+Arguments:
+  [URL]     The endpoint: an option 1, 2 or 3 URL [default: $AGENTCORE_STREAM_URL]
+  <PROMPT>  The question to ask the agent
+
+{all-args}{after-help}";
+
 const AFTER_HELP: &str = "\
 Examples (local stack, `make run`):
   stream-client http://127.0.0.1:9000/lambda-url/option2-lambda-url/ \"Tell me a joke\"   # option 2, Function URL, streamed
@@ -48,11 +58,14 @@ Exit codes:
     version,
     about = "Send a prompt to an agentcore-lambda endpoint and print the answer as it streams in",
     override_usage = "stream-client [OPTIONS] [URL] <PROMPT>",
+    help_template = HELP_TEMPLATE,
     after_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// The endpoint URL (optional: defaults to AGENTCORE_STREAM_URL) and the prompt.
-    #[arg(value_names = ["URL", "PROMPT"], num_args = 1..=2, required = true)]
+    /// `[URL] PROMPT`: the endpoint URL (optional: defaults to AGENTCORE_STREAM_URL) and
+    /// the prompt (described in the help template, as clap cannot show an optional
+    /// positional before a required one).
+    #[arg(value_names = ["URL", "PROMPT"], num_args = 0..=2, hide = true)]
     pub args: Vec<String>,
 
     /// Continue a session: the id a previous run printed as `session: <id>`.
@@ -89,7 +102,9 @@ pub struct Cli {
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
 
-    /// Print one JSON object per SSE event: {"event", "id", "data", "text"}.
+    /// Print one JSON object per SSE event, one per line: {"event", "id", "data", "text"}
+    /// (error events included). A buffered JSON answer is printed as one line; any other
+    /// body as one object for the whole body.
     #[arg(long)]
     pub json: bool,
 
@@ -207,7 +222,9 @@ impl Settings {
 
         let auth = if cli.sigv4 {
             let host = url.host_str().unwrap_or_default();
-            let service = cli.service.unwrap_or_else(|| default_service(host).to_owned());
+            let service = cli
+                .service
+                .unwrap_or_else(|| default_service(host).to_owned());
             let region = cli
                 .region
                 .or_else(|| region_from_host(host))
@@ -304,9 +321,9 @@ pub fn region_from_host(host: &str) -> Option<String> {
 
 /// Parses `NAME:VALUE` (white space around the value is trimmed).
 fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("expected NAME:VALUE, e.g. --header 'X-Trace-Id: abc', not {s:?}"))?;
+    let (name, value) = s.split_once(':').ok_or_else(|| {
+        format!("expected NAME:VALUE, e.g. --header 'X-Trace-Id: abc', not {s:?}")
+    })?;
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| format!("{:?} is not a valid header name", name.trim()))?;
     let value = HeaderValue::from_str(value.trim())
@@ -369,7 +386,10 @@ mod tests {
             Some("us-east-2")
         );
         assert_eq!(region_from_host("127.0.0.1"), None);
-        assert_eq!(default_service("a1b2.execute-api.us-east-2.amazonaws.com"), "execute-api");
+        assert_eq!(
+            default_service("a1b2.execute-api.us-east-2.amazonaws.com"),
+            "execute-api"
+        );
         assert_eq!(default_service("abc.lambda-url.eu-west-1.on.aws"), "lambda");
         let s = resolve(
             &["--sigv4", "https://abc.lambda-url.eu-west-1.on.aws/", "hi"],
@@ -384,7 +404,13 @@ mod tests {
             }
         );
         let s = resolve(
-            &["--sigv4", "--region", "ap-south-1", "http://127.0.0.1/", "hi"],
+            &[
+                "--sigv4",
+                "--region",
+                "ap-south-1",
+                "http://127.0.0.1/",
+                "hi",
+            ],
             &[("AWS_REGION", "us-east-1")],
         )
         .expect("ok");

@@ -48,7 +48,8 @@ impl Progress {
     }
 
     fn stats_lines(&self) -> String {
-        let ms = |d: Option<Duration>| d.map_or_else(|| "n/a".to_owned(), |d| d.as_millis().to_string());
+        let ms =
+            |d: Option<Duration>| d.map_or_else(|| "n/a".to_owned(), |d| d.as_millis().to_string());
         format!(
             "headers_ms: {}\nttfb_ms: {}\ntotal_ms: {}\nbytes: {}\nevents: {}",
             ms(self.headers),

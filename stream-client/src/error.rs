@@ -91,7 +91,8 @@ impl ClientError {
 
     /// A transport error from reqwest, with its causes and advice for `url`.
     pub fn transport(err: &reqwest::Error, url: &str) -> Self {
-        let causes = error_chain(err);
+        // reqwest's own message repeats the URL; its sources say what happened.
+        let causes = err.source().map_or_else(|| err.to_string(), error_chain);
         let (lead, advice) = if err.is_timeout() {
             (
                 format!("no answer from {url} in time"),

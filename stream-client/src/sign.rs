@@ -2,7 +2,9 @@
 
 use std::time::SystemTime;
 
-use aws_config::default_provider::{credentials::DefaultCredentialsChain, region::DefaultRegionChain};
+use aws_config::default_provider::{
+    credentials::DefaultCredentialsChain, region::DefaultRegionChain,
+};
 use aws_config::Region;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
@@ -26,85 +28,91 @@ pub struct Signer {
 }
 
 impl Signer {
-/// Finds the region (when not already known) and credentials with the default AWS chains
-/// (environment, profile files, web identity, ECS, IMDS).
-pub async fn from_default_chain(service: String, region: Option<String>) -> Result<Self, ClientError> {
-    let region = match region {
-        Some(r) => r,
-        None => DefaultRegionChain::builder()
-            .build()
-            .region()
-            .await
-            .map(|r| r.to_string())
-            .ok_or_else(|| {
-                ClientError::Credentials(
+    /// Finds the region (when not already known) and credentials with the default AWS chains
+    /// (environment, profile files, web identity, ECS, IMDS).
+    pub async fn from_default_chain(
+        service: String,
+        region: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let region = match region {
+            Some(r) => r,
+            None => DefaultRegionChain::builder()
+                .build()
+                .region()
+                .await
+                .map(|r| r.to_string())
+                .ok_or_else(|| {
+                    ClientError::Credentials(
                     "--sigv4 needs a region and none was found: pass --region, or set AWS_REGION"
                         .to_owned(),
                 )
-            })?,
-    };
-    let chain = DefaultCredentialsChain::builder()
-        .region(Region::new(region.clone()))
-        .build()
-        .await;
-    let credentials = chain.provide_credentials().await.map_err(|e| {
+                })?,
+        };
+        let chain = DefaultCredentialsChain::builder()
+            .region(Region::new(region.clone()))
+            .build()
+            .await;
+        let credentials = chain.provide_credentials().await.map_err(|e| {
         ClientError::Credentials(format!(
             "--sigv4 found no AWS credentials ({}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`",
             error_chain(&e)
         ))
     })?;
-    Ok(Signer { credentials, region, service })
-}
+        Ok(Signer {
+            credentials,
+            region,
+            service,
+        })
+    }
 
-/// Signs `method url` with `headers` and the exact `body`, returning the headers to add
-/// (`authorization`, `x-amz-date`, `x-amz-content-sha256`, and `x-amz-security-token`
-/// for temporary credentials).
-pub fn sign(
-    &self,
-    time: SystemTime,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        ClientError::Credentials(format!(
+    /// Signs `method url` with `headers` and the exact `body`, returning the headers to add
+    /// (`authorization`, `x-amz-date`, `x-amz-content-sha256`, and `x-amz-security-token`
+    /// for temporary credentials).
+    pub fn sign(
+        &self,
+        time: SystemTime,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            ClientError::Credentials(format!(
             "could not sign the request with SigV4 ({e}): check the URL and the AWS credentials"
         ))
-    };
-    let identity = self.credentials.clone().into();
-    let mut settings = SigningSettings::default();
-    // Sign the payload hash and send it: Function URLs and API Gateway accept it, and
-    // some fronts (CloudFront OAC before a Function URL) require it for POST.
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&self.region)
-        .name(&self.service)
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| failed(&e))?
-        .into();
-    let request = SignableRequest::new(
-        method,
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| failed(&e))?;
-    let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| failed(&e))?
-        .into_parts();
-    instructions
-        .headers()
-        .map(|(name, value)| {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| failed(&e))?;
-            let value = HeaderValue::from_str(value).map_err(|e| failed(&e))?;
-            Ok((name, value))
-        })
-        .collect()
-}
+        };
+        let identity = self.credentials.clone().into();
+        let mut settings = SigningSettings::default();
+        // Sign the payload hash and send it: Function URLs and API Gateway accept it, and
+        // some fronts (CloudFront OAC before a Function URL) require it for POST.
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(&self.service)
+            .time(time)
+            .settings(settings)
+            .build()
+            .map_err(|e| failed(&e))?
+            .into();
+        let request = SignableRequest::new(
+            method,
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| failed(&e))?;
+        let (instructions, _signature) =
+            sign(request, &params).map_err(|e| failed(&e))?.into_parts();
+        instructions
+            .headers()
+            .map(|(name, value)| {
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| failed(&e))?;
+                let value = HeaderValue::from_str(value).map_err(|e| failed(&e))?;
+                Ok((name, value))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -120,14 +128,15 @@ mod tests {
             region: "eu-west-1".into(),
             service: "lambda".into(),
         };
-        let headers = signer.sign(
-            time,
-            "POST",
-            "https://abc.lambda-url.eu-west-1.on.aws/",
-            &[("content-type", "application/json")],
-            b"{}",
-        )
-        .expect("signs");
+        let headers = signer
+            .sign(
+                time,
+                "POST",
+                "https://abc.lambda-url.eu-west-1.on.aws/",
+                &[("content-type", "application/json")],
+                b"{}",
+            )
+            .expect("signs");
         let get = |n: &str| {
             headers
                 .iter()

@@ -62,7 +62,8 @@ pub const TOTAL_BYTES_DEFAULT_CHUNK: usize = 64 * 1024;
 pub struct DemoDefaults {
     /// Number of tokens (events) in an answer. Default 12.
     pub tokens: u64,
-    /// Pause before each token after the first, in milliseconds. Default 0.
+    /// Pause before each token after the first, in milliseconds. Default 0. Not applied to
+    /// `total_bytes` answers.
     pub delay_ms: u64,
     /// Group output into writes of at least this many bytes. Default: one write per token.
     pub chunk_bytes: Option<usize>,
@@ -109,7 +110,8 @@ impl DemoFormat {
 pub struct DemoKnobs {
     /// Number of tokens (events). Ignored when `total_bytes` is set.
     pub tokens: Option<u64>,
-    /// Pause before each token (or `total_bytes` event) after the first, in milliseconds.
+    /// Pause before each token after the first, in milliseconds (server default applies).
+    /// With `total_bytes`: pause between writes, and only when given in the request.
     pub delay_ms: Option<u64>,
     /// Group output into writes of at least this many bytes.
     pub chunk_bytes: Option<usize>,
@@ -294,8 +296,11 @@ struct Writer {
     prefix: Option<Vec<u8>>,
     suffix: Option<Vec<u8>>,
     delay: Duration,
+    /// `total_bytes` mode: the delay is between writes, not between units.
+    delay_per_write: bool,
     chunk: usize,
     units: u64,
+    writes: u64,
     error_after: Option<u64>,
     reset_after: Option<u64>,
     phase: Phase,
@@ -387,7 +392,12 @@ impl Writer {
                         self.phase = Phase::ErrorEvent;
                         continue;
                     }
-                    if self.units > 0 && !self.delay.is_zero() {
+                    let pause = if self.delay_per_write {
+                        self.writes > 0 && buf.is_empty()
+                    } else {
+                        self.units > 0
+                    };
+                    if pause && !self.delay.is_zero() {
                         tokio::time::sleep(self.delay).await;
                     }
                     match self.next_unit() {
@@ -395,6 +405,7 @@ impl Writer {
                             self.units += 1;
                             buf.extend_from_slice(&unit);
                             if buf.len() >= self.chunk {
+                                self.writes += 1;
                                 return Some(Ok(Bytes::from(buf)));
                             }
                         }
@@ -489,13 +500,20 @@ pub fn answer_stream(
         source,
         prefix,
         suffix,
-        delay: Duration::from_millis(knobs.delay_ms.unwrap_or(defaults.delay_ms)),
+        // The server-wide default delay paces tokens only: a `total_bytes` answer is paced
+        // (between writes) only when the request asks for it.
+        delay: Duration::from_millis(match knobs.total_bytes {
+            Some(_) => knobs.delay_ms.unwrap_or(0),
+            None => knobs.delay_ms.unwrap_or(defaults.delay_ms),
+        }),
+        delay_per_write: knobs.total_bytes.is_some(),
         chunk: knobs
             .chunk_bytes
             .or(defaults.chunk_bytes)
             .unwrap_or(default_chunk)
             .max(1),
         units: 0,
+        writes: 0,
         error_after: knobs.error_after,
         reset_after: knobs.reset_after,
         phase: Phase::Units,

@@ -74,7 +74,11 @@ pub struct ApiGatewayConfig {
 
 impl ApiGatewayConfig {
     /// The standard routes: `/option1/invoke` (buffered) and `/option3/invoke` (streaming).
-    pub fn standard(listen: SocketAddr, lambda_endpoint: String, streaming_endpoint: String) -> Self {
+    pub fn standard(
+        listen: SocketAddr,
+        lambda_endpoint: String,
+        streaming_endpoint: String,
+    ) -> Self {
         Self {
             listen,
             lambda_endpoint,
@@ -118,7 +122,11 @@ impl ApiGateway {
         let state = Arc::new(AppState {
             lambda: lambda_client(&config.lambda_endpoint).await,
             lambda_streaming: lambda_client(&config.streaming_endpoint).await,
-            routes: config.routes.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+            routes: config
+                .routes
+                .iter()
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect(),
             cors_allow_origin: config.cors_allow_origin,
             integration_timeout: config.integration_timeout,
         });
@@ -220,7 +228,12 @@ pub fn v1_event(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &[u
     }
     let mut query = Map::new();
     let mut multi_query: Map<String, Value> = Map::new();
-    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         query.insert(k.to_owned(), Value::String(v.to_owned()));
         match multi_query.get_mut(k) {
@@ -273,7 +286,12 @@ pub fn v1_event(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &[u
 }
 
 async fn invoke_buffered(state: &AppState, function: &str, payload: Blob) -> Response {
-    let call = state.lambda.invoke().function_name(function).payload(payload).send();
+    let call = state
+        .lambda
+        .invoke()
+        .function_name(function)
+        .payload(payload)
+        .send();
     let out = match tokio::time::timeout(state.integration_timeout, call).await {
         Err(_) => return gateway_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
         Ok(Err(e)) => {
@@ -296,15 +314,22 @@ async fn invoke_buffered(state: &AppState, function: &str, payload: Blob) -> Res
 /// Gateway answers 502 then).
 pub fn v1_response(payload: &[u8]) -> Option<Response> {
     let doc: Value = serde_json::from_slice(payload).ok()?;
-    let status = StatusCode::from_u16(u16::try_from(doc.get("statusCode")?.as_u64()?).ok()?).ok()?;
+    let status =
+        StatusCode::from_u16(u16::try_from(doc.get("statusCode")?.as_u64()?).ok()?).ok()?;
     let mut builder = Response::builder().status(status);
     if let Some(headers) = builder.headers_mut() {
         copy_headers(doc.get("headers"), headers);
         copy_headers(doc.get("multiValueHeaders"), headers);
     }
     let body = doc.get("body").and_then(Value::as_str).unwrap_or("");
-    let body = if doc.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
-        base64::engine::general_purpose::STANDARD.decode(body).ok()?
+    let body = if doc
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?
     } else {
         body.as_bytes().to_vec()
     };
@@ -312,9 +337,13 @@ pub fn v1_response(payload: &[u8]) -> Option<Response> {
 }
 
 fn copy_headers(src: Option<&Value>, dst: &mut HeaderMap) {
-    let Some(Value::Object(map)) = src else { return };
+    let Some(Value::Object(map)) = src else {
+        return;
+    };
     for (name, value) in map {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { continue };
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
         let values: Vec<&str> = match value {
             Value::String(s) => vec![s.as_str()],
             Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
@@ -355,7 +384,8 @@ async fn invoke_streaming(state: &AppState, function: &str, payload: Blob) -> Re
                     break head;
                 }
             }
-            Ok(Ok(Some(InvokeWithResponseStreamResponseEvent::InvokeComplete(_)))) | Ok(Ok(None)) => {
+            Ok(Ok(Some(InvokeWithResponseStreamResponseEvent::InvokeComplete(_))))
+            | Ok(Ok(None)) => {
                 return gateway_error(StatusCode::BAD_GATEWAY, "Internal server error");
             }
             Ok(Ok(Some(_))) => continue,
@@ -363,7 +393,9 @@ async fn invoke_streaming(state: &AppState, function: &str, payload: Blob) -> Re
                 tracing::warn!(function, error = %aws_sdk_lambda::error::DisplayErrorContext(&e), "stream failed before the prelude");
                 return gateway_error(StatusCode::BAD_GATEWAY, "Internal server error");
             }
-            Err(_) => return gateway_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out"),
+            Err(_) => {
+                return gateway_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+            }
         }
     };
     let Some((status, headers, rest)) = head else {
@@ -381,19 +413,30 @@ async fn invoke_streaming(state: &AppState, function: &str, payload: Blob) -> Re
                 }
                 let mut events = events?;
                 loop {
-                    let deadline = (started + STREAMING_TIMEOUT).min(tokio::time::Instant::now() + STREAMING_IDLE_TIMEOUT);
+                    let deadline = (started + STREAMING_TIMEOUT)
+                        .min(tokio::time::Instant::now() + STREAMING_IDLE_TIMEOUT);
                     match tokio::time::timeout_at(deadline, events.recv()).await {
-                        Ok(Ok(Some(InvokeWithResponseStreamResponseEvent::PayloadChunk(chunk)))) => {
-                            let bytes = chunk.payload().map(|b| Bytes::copy_from_slice(b.as_ref())).unwrap_or_default();
+                        Ok(Ok(Some(InvokeWithResponseStreamResponseEvent::PayloadChunk(
+                            chunk,
+                        )))) => {
+                            let bytes = chunk
+                                .payload()
+                                .map(|b| Bytes::copy_from_slice(b.as_ref()))
+                                .unwrap_or_default();
                             if bytes.is_empty() {
                                 continue;
                             }
                             return Some((Ok(bytes), (Some(events), None)));
                         }
-                        Ok(Ok(Some(InvokeWithResponseStreamResponseEvent::InvokeComplete(done)))) => {
+                        Ok(Ok(Some(InvokeWithResponseStreamResponseEvent::InvokeComplete(
+                            done,
+                        )))) => {
                             if let Some(code) = done.error_code() {
                                 tracing::warn!(function, code, "function failed mid-stream");
-                                return Some((Err(std::io::Error::other("function failed mid-stream")), (None, None)));
+                                return Some((
+                                    Err(std::io::Error::other("function failed mid-stream")),
+                                    (None, None),
+                                ));
                             }
                             return None;
                         }
@@ -401,10 +444,16 @@ async fn invoke_streaming(state: &AppState, function: &str, payload: Blob) -> Re
                         Ok(Ok(None)) => return None,
                         Ok(Err(e)) => {
                             tracing::warn!(function, error = %aws_sdk_lambda::error::DisplayErrorContext(&e), "stream failed");
-                            return Some((Err(std::io::Error::other("stream failed")), (None, None)));
+                            return Some((
+                                Err(std::io::Error::other("stream failed")),
+                                (None, None),
+                            ));
                         }
                         Err(_) => {
-                            return Some((Err(std::io::Error::other("stream timed out")), (None, None)));
+                            return Some((
+                                Err(std::io::Error::other("stream timed out")),
+                                (None, None),
+                            ));
                         }
                     }
                 }
@@ -465,7 +514,10 @@ fn preflight(state: &AppState) -> Response {
         builder = builder
             .header("access-control-allow-origin", origin)
             .header("access-control-allow-methods", "POST, OPTIONS")
-            .header("access-control-allow-headers", "content-type, authorization, x-session-id, x-amz-date, x-amz-security-token")
+            .header(
+                "access-control-allow-headers",
+                "content-type, authorization, x-session-id, x-amz-date, x-amz-security-token",
+            )
             .header("access-control-max-age", "600");
     }
     builder.body(Body::empty()).unwrap_or_default()
@@ -475,10 +527,14 @@ fn preflight(state: &AppState) -> Response {
 fn gateway_error(status: StatusCode, message: &str) -> Response {
     let mut resp = Response::new(Body::from(json!({ "message": message }).to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut()
-        .insert("x-amzn-errortype", HeaderValue::from_static("InternalServerErrorException"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("InternalServerErrorException"),
+    );
     resp
 }
 
@@ -491,10 +547,19 @@ mod tests {
         let mut d = PreludeDecoder::default();
         assert!(d.push(br#"{"statusCode":201,"headers":{"content-type":"text/event-stream","x-session-id":"s"},"#).is_none());
         assert!(d.push(b"\"cookies\":[\"a=b\"]}\0\0\0\0").is_none());
-        let (status, headers, rest) = d.push(b"\0\0\0\0data: 1\n\n").expect("complete").expect("valid");
+        let (status, headers, rest) = d
+            .push(b"\0\0\0\0data: 1\n\n")
+            .expect("complete")
+            .expect("valid");
         assert_eq!(status, StatusCode::CREATED);
-        assert_eq!(headers.get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
-        assert_eq!(headers.get("set-cookie").map(|v| v.as_bytes()), Some(&b"a=b"[..]));
+        assert_eq!(
+            headers.get("content-type").map(|v| v.as_bytes()),
+            Some(&b"text/event-stream"[..])
+        );
+        assert_eq!(
+            headers.get("set-cookie").map(|v| v.as_bytes()),
+            Some(&b"a=b"[..])
+        );
         assert_eq!(&rest[..], b"data: 1\n\n");
     }
 

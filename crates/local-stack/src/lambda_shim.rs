@@ -34,7 +34,8 @@ const HOP_HEADERS: &[&str] = &[
     "keep-alive",
 ];
 
-type UpstreamBody = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type UpstreamBody =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// Where the translated stream is: the prelude still to send, chunks, or done (after the
 /// final `InvokeComplete`).
@@ -110,10 +111,20 @@ async fn invoke_with_response_stream(
     let url = format!("{}/2015-03-31/functions/{name}/invocations", state.watch);
     let upstream = match state.http.post(url).body(payload).send().await {
         Ok(r) => r,
-        Err(e) => return service_error(StatusCode::BAD_GATEWAY, "ServiceException", &format!("cargo lambda watch did not answer: {e}")),
+        Err(e) => {
+            return service_error(
+                StatusCode::BAD_GATEWAY,
+                "ServiceException",
+                &format!("cargo lambda watch did not answer: {e}"),
+            )
+        }
     };
     if upstream.status() == StatusCode::NOT_FOUND {
-        return service_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+        return service_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {name}"),
+        );
     }
     let mut headers = Map::new();
     for (k, v) in upstream.headers() {
@@ -124,7 +135,8 @@ async fn invoke_with_response_stream(
             headers.insert(k.as_str().to_owned(), Value::String(v.to_owned()));
         }
     }
-    let prelude = json!({ "statusCode": upstream.status().as_u16(), "headers": headers, "cookies": [] });
+    let prelude =
+        json!({ "statusCode": upstream.status().as_u16(), "headers": headers, "cookies": [] });
     let mut first = BytesMut::new();
     first.extend_from_slice(prelude.to_string().as_bytes());
     first.extend_from_slice(&[0u8; 8]);
@@ -134,7 +146,10 @@ async fn invoke_with_response_stream(
             Phase::Prelude(prelude, rest) => Some((payload_chunk(prelude), Phase::Streaming(rest))),
             Phase::Streaming(mut rest) => match rest.next().await {
                 Some(Ok(bytes)) => Some((payload_chunk(bytes), Phase::Streaming(rest))),
-                Some(Err(e)) => Some((invoke_complete(Some("Unhandled"), Some(&e.to_string())), Phase::Done)),
+                Some(Err(e)) => Some((
+                    invoke_complete(Some("Unhandled"), Some(&e.to_string())),
+                    Phase::Done,
+                )),
                 None => Some((invoke_complete(None, None), Phase::Done)),
             },
             Phase::Done => None,
@@ -151,9 +166,18 @@ async fn invoke_with_response_stream(
 
 fn message(event_type: &'static str, content_type: &'static str, payload: Bytes) -> Bytes {
     let message = Message::new(payload)
-        .add_header(Header::new(":event-type", EsHeaderValue::String(event_type.into())))
-        .add_header(Header::new(":message-type", EsHeaderValue::String("event".into())))
-        .add_header(Header::new(":content-type", EsHeaderValue::String(content_type.into())));
+        .add_header(Header::new(
+            ":event-type",
+            EsHeaderValue::String(event_type.into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            EsHeaderValue::String("event".into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            EsHeaderValue::String(content_type.into()),
+        ));
     let mut buf = BytesMut::new();
     // Encoding fails only for oversized headers; ours are fixed and small.
     let _ = write_message_to(&message, &mut buf);
@@ -172,7 +196,11 @@ fn invoke_complete(error_code: Option<&str>, details: Option<&str>) -> Bytes {
     if let Some(details) = details {
         doc.insert("ErrorDetails".into(), Value::String(details.into()));
     }
-    message("InvokeComplete", "application/json", Bytes::from(Value::Object(doc).to_string()))
+    message(
+        "InvokeComplete",
+        "application/json",
+        Bytes::from(Value::Object(doc).to_string()),
+    )
 }
 
 fn service_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
@@ -180,6 +208,8 @@ fn service_error(status: StatusCode, error_type: &'static str, message: &str) ->
         .status(status)
         .header("content-type", "application/json")
         .header("x-amzn-errortype", error_type)
-        .body(Body::from(json!({ "Message": message, "Type": "User" }).to_string()))
+        .body(Body::from(
+            json!({ "Message": message, "Type": "User" }).to_string(),
+        ))
         .unwrap_or_default()
 }

@@ -9,7 +9,11 @@ use local_stack::{LogSink, Stack, StackOptions, Upstream};
 /// Runs agentcore-local, the three functions under `cargo lambda watch`, and a local API
 /// Gateway REST front, all on 127.0.0.1.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = "Examples:\n  local-stack run\n  AGENT_URL=http://127.0.0.1:8080 local-stack run     # forward to a local agent container\n  AGENT_RUNTIME_ARN=arn:aws:bedrock-agentcore:... local-stack run   # a real runtime, real credentials\n  local-stack demo")]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  local-stack run\n  AGENT_URL=http://127.0.0.1:8080 local-stack run     # forward to a local agent container\n  AGENT_RUNTIME_ARN=arn:aws:bedrock-agentcore:... local-stack run   # a real runtime, real credentials\n  local-stack demo"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -20,7 +24,12 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct Ports {
     /// Port of the local AgentCore Runtime.
-    #[arg(long, env = "AGENTCORE_LOCAL_PORT", default_value_t = 8787, global = true)]
+    #[arg(
+        long,
+        env = "AGENTCORE_LOCAL_PORT",
+        default_value_t = 8787,
+        global = true
+    )]
     local_port: u16,
     /// Port of `cargo lambda watch` (Function URLs and the Lambda API).
     #[arg(long, env = "LAMBDA_PORT", default_value_t = 9000, global = true)]
@@ -51,7 +60,8 @@ enum Cmd {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
         .with_writer(std::io::stderr)
@@ -103,7 +113,10 @@ async fn main() -> ExitCode {
 fn print_banner(stack: &Stack, upstream: &Upstream) {
     let urls = stack.urls();
     let agent = match upstream {
-        Upstream::Demo => format!("agentcore-local demo agent at {}", urls.agentcore.as_deref().unwrap_or("?")),
+        Upstream::Demo => format!(
+            "agentcore-local demo agent at {}",
+            urls.agentcore.as_deref().unwrap_or("?")
+        ),
         Upstream::Proxy(url) => format!(
             "agentcore-local at {} forwarding to the agent container at {url}",
             urls.agentcore.as_deref().unwrap_or("?")
@@ -122,7 +135,11 @@ async fn run_demo(stack: &Stack) -> ExitCode {
     let client = stream_client_path();
     let urls = stack.urls();
     let mut failed = 0;
-    for (name, url) in [("option 1", &urls.option1), ("option 2", &urls.option2), ("option 3", &urls.option3)] {
+    for (name, url) in [
+        ("option 1", &urls.option1),
+        ("option 2", &urls.option2),
+        ("option 3", &urls.option3),
+    ] {
         println!("\n=== {name}: {url}");
         let status = tokio::process::Command::new(&client)
             .args([url.as_str(), "Hello from make demo", "--stats"])

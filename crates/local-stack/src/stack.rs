@@ -20,7 +20,11 @@ use crate::apigw::{ApiGateway, ApiGatewayConfig};
 use crate::lambda_shim::LambdaShim;
 
 /// The three functions, named as their binaries (and as `cargo lambda watch` serves them).
-pub const FUNCTIONS: [&str; 3] = ["option1-api-gateway", "option2-lambda-url", "option3-api-gateway-streaming"];
+pub const FUNCTIONS: [&str; 3] = [
+    "option1-api-gateway",
+    "option2-lambda-url",
+    "option3-api-gateway-streaming",
+];
 
 /// What the functions talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,12 +157,16 @@ impl Stack {
         build_functions(opts.release).await?;
 
         let mut env: Vec<(String, String)> = vec![
-            ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+            (
+                "RUST_LOG".into(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ];
         let local = match &opts.upstream {
             Upstream::Real => {
-                let arn = std::env::var("AGENT_RUNTIME_ARN").map_err(|_| StackError::MissingRuntimeArn)?;
+                let arn = std::env::var("AGENT_RUNTIME_ARN")
+                    .map_err(|_| StackError::MissingRuntimeArn)?;
                 env.push(("AGENT_RUNTIME_ARN".into(), arn));
                 None
             }
@@ -168,9 +176,11 @@ impl Stack {
                 if let Upstream::Proxy(url) = upstream {
                     config.agent_url = Some(url.clone());
                 }
-                let server = LocalServer::start(config.clone()).await.map_err(|source| StackError::Bind {
-                    addr: format!("127.0.0.1:{}", opts.local_port),
-                    source,
+                let server = LocalServer::start(config.clone()).await.map_err(|source| {
+                    StackError::Bind {
+                        addr: format!("127.0.0.1:{}", opts.local_port),
+                        source,
+                    }
                 })?;
                 let arn = config
                     .runtime_arns
@@ -179,9 +189,15 @@ impl Stack {
                     .unwrap_or_else(|| agentcore_local::DEFAULT_RUNTIME_ARN.to_owned());
                 env.extend([
                     ("AGENT_RUNTIME_ARN".into(), arn),
-                    ("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE".into(), server.endpoint_url()),
+                    (
+                        "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE".into(),
+                        server.endpoint_url(),
+                    ),
                     ("AWS_ACCESS_KEY_ID".into(), config.access_key_id.clone()),
-                    ("AWS_SECRET_ACCESS_KEY".into(), config.secret_access_key.clone()),
+                    (
+                        "AWS_SECRET_ACCESS_KEY".into(),
+                        config.secret_access_key.clone(),
+                    ),
                     ("AWS_REGION".into(), config.region.clone()),
                     // The demo agent's knobs travel in the payload's `demo` field.
                     ("FORWARD_FIELDS".into(), "demo".into()),
@@ -211,10 +227,12 @@ impl Stack {
         );
         gw_config.cors_allow_origin = opts.cors_allow_origin.clone();
         gw_config.integration_timeout = opts.integration_timeout;
-        let apigw = ApiGateway::start(gw_config).await.map_err(|source| StackError::Bind {
-            addr: format!("127.0.0.1:{}", opts.apigw_port),
-            source,
-        })?;
+        let apigw = ApiGateway::start(gw_config)
+            .await
+            .map_err(|source| StackError::Bind {
+                addr: format!("127.0.0.1:{}", opts.apigw_port),
+                source,
+            })?;
         let gw = format!("http://{}", apigw.addr());
         let urls = Urls {
             agentcore: local.as_ref().map(LocalServer::endpoint_url),
@@ -264,7 +282,12 @@ impl Stack {
                 if tokio::time::Instant::now() > deadline {
                     return Err(StackError::NotReady(name.to_owned()));
                 }
-                match client.get(url).timeout(Duration::from_secs(120)).send().await {
+                match client
+                    .get(url)
+                    .timeout(Duration::from_secs(120))
+                    .send()
+                    .await
+                {
                     Ok(resp) if resp.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => break,
                     _ => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
@@ -307,17 +330,19 @@ pub fn find_cargo_lambda() -> Option<PathBuf> {
 pub async fn build_functions(release: bool) -> Result<(), StackError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).arg("build").arg("--quiet");
+    cmd.current_dir(workspace_root())
+        .arg("build")
+        .arg("--quiet");
     if release {
         cmd.arg("--release");
     }
     for f in FUNCTIONS {
         cmd.arg("--bin").arg(f);
     }
-    let status = cmd
-        .status()
-        .await
-        .map_err(|source| StackError::Spawn { what: "cargo build", source })?;
+    let status = cmd.status().await.map_err(|source| StackError::Spawn {
+        what: "cargo build",
+        source,
+    })?;
     if status.success() {
         Ok(())
     } else {
@@ -334,10 +359,13 @@ fn pick_port(port: u16) -> Result<u16, StackError> {
         addr: "127.0.0.1:0".into(),
         source,
     })?;
-    listener.local_addr().map(|a| a.port()).map_err(|source| StackError::Bind {
-        addr: "127.0.0.1:0".into(),
-        source,
-    })
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|source| StackError::Bind {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })
 }
 
 /// `cargo lambda watch` in its own process group, under a lifeline shell.
@@ -347,9 +375,16 @@ struct WatchProcess {
     pgid: Option<u32>,
 }
 
-/// Runs the command given as arguments in the background, then waits for stdin to close
-/// (our process ended or asked for shutdown) and terminates the whole process group.
-const LIFELINE: &str = r#""$@" & read -r _ ; kill -TERM -- -$$ 2>/dev/null; sleep 2; kill -KILL -- -$$ 2>/dev/null"#;
+/// Runs the command given as arguments in the background, waits for stdin to close (our
+/// process ended, however it ended, or asked for shutdown), then stops the command with
+/// SIGTERM, and SIGKILL if it is still there after 5 s. SIGTERM, not a group kill:
+/// `cargo lambda watch` starts each function in a process group of its own and stops them
+/// itself when terminated.
+const LIFELINE: &str = r#""$@" & child=$!
+read -r _
+kill -TERM "$child" 2>/dev/null
+( sleep 5; kill -KILL "$child" 2>/dev/null ) &
+wait "$child""#;
 
 impl WatchProcess {
     fn spawn(
@@ -361,8 +396,19 @@ impl WatchProcess {
     ) -> Result<Self, StackError> {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(LIFELINE).arg("lifeline");
-        cmd.arg(cargo_lambda).args(["lambda", "watch", "--ignore-changes", "--disable-cors", "--quiet"]);
-        cmd.args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]);
+        cmd.arg(cargo_lambda).args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--disable-cors",
+            "--quiet",
+        ]);
+        cmd.args([
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ]);
         if release {
             cmd.arg("--release");
         }
@@ -397,17 +443,21 @@ impl WatchProcess {
         })?;
         let lifeline = child.stdin.take();
         let pgid = child.id();
-        Ok(Self { child, lifeline, pgid })
+        Ok(Self {
+            child,
+            lifeline,
+            pgid,
+        })
     }
 
     async fn stop(mut self) {
-        // Closing the pipe makes the lifeline terminate the group.
+        // Closing the pipe makes the lifeline stop watch, which stops the functions.
         drop(self.lifeline.take());
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-            if let Some(pgid) = self.pgid {
-                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().await;
-            }
-            let _ = self.child.wait().await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
         }
     }
 }

@@ -1,0 +1,440 @@
+//! A minimal Lambda Runtime API, and a function binary run under it.
+//!
+//! This is the set-up that isolates a handler: the driver starts the release binary itself
+//! (so it owns the PID and can read `/proc/PID/*`), serves `GET .../invocation/next` with an
+//! event it chose, and timestamps every chunk of the `POST .../invocation/{id}/response`
+//! body as it arrives. Nothing else (no `cargo lambda watch`, no `cargo run`) is in the
+//! path.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{fail, Context, Result};
+
+/// What the Runtime API saw of one invocation's answer.
+#[derive(Debug)]
+pub(crate) enum RtEvent {
+    /// A piece of the response body: when it arrived (monotonic and wall clock, µs).
+    Chunk {
+        /// Monotonic arrival time.
+        at: Instant,
+        /// Wall-clock arrival time in µs since the UNIX epoch.
+        wall_us: u128,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// The response body ended.
+    Done(Instant),
+    /// The function reported an error (`/error`) or the body broke.
+    Failed(String),
+}
+
+/// An event handed to the Runtime API, to be served on the next `/next`.
+pub(crate) struct Submitted {
+    /// When `/next` answered with the event.
+    pub(crate) served: oneshot::Receiver<Instant>,
+    /// The answer, chunk by chunk.
+    pub(crate) events: mpsc::UnboundedReceiver<RtEvent>,
+}
+
+struct Pending {
+    id: String,
+    body: Bytes,
+    served: oneshot::Sender<Instant>,
+}
+
+struct ApiState {
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+    first_next: watch::Sender<Option<Instant>>,
+    sinks: Mutex<HashMap<String, mpsc::UnboundedSender<RtEvent>>>,
+    function_arn: String,
+}
+
+/// A running Runtime API for one function process.
+pub(crate) struct RuntimeApi {
+    addr: std::net::SocketAddr,
+    state: Arc<ApiState>,
+    queue: mpsc::UnboundedSender<Pending>,
+    first_next: watch::Receiver<Option<Instant>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) fn wall_us() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or_default()
+}
+
+impl RuntimeApi {
+    /// Serves the Runtime API on a free port of 127.0.0.1.
+    pub(crate) async fn start(function_name: &str) -> Result<Self> {
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let (first_tx, first_rx) = watch::channel(None);
+        let state = Arc::new(ApiState {
+            queue: tokio::sync::Mutex::new(queue_rx),
+            first_next: first_tx,
+            sinks: Mutex::new(HashMap::new()),
+            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}"),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .fallback(unknown)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the Runtime API on 127.0.0.1:0")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the Runtime API address")?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                eprintln!("bench: Runtime API stopped: {e}");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            queue: queue_tx,
+            first_next: first_rx,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    pub(crate) fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Queues an event (the Lambda event JSON); it is served on the next `/next`.
+    pub(crate) fn submit(&self, event: Bytes) -> Result<Submitted> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (served_tx, served_rx) = oneshot::channel();
+        match self.state.sinks.lock() {
+            Ok(mut sinks) => sinks.insert(id.clone(), events_tx),
+            Err(poisoned) => poisoned.into_inner().insert(id.clone(), events_tx),
+        };
+        self.queue
+            .send(Pending {
+                id,
+                body: event,
+                served: served_tx,
+            })
+            .ok()
+            .context("the Runtime API queue is closed")?;
+        Ok(Submitted {
+            served: served_rx,
+            events: events_rx,
+        })
+    }
+
+    /// Waits for the first `GET /next` and returns when it arrived.
+    async fn first_next(&mut self) -> Option<Instant> {
+        let seen = self.first_next.wait_for(Option::is_some).await.ok()?;
+        *seen
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Long-polling `/next` requests of a killed process never finish on their own.
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+async fn next(State(state): State<Arc<ApiState>>) -> Response {
+    let now = Instant::now();
+    state.first_next.send_if_modified(|v| {
+        if v.is_none() {
+            *v = Some(now);
+            true
+        } else {
+            false
+        }
+    });
+    let pending = state.queue.lock().await.recv().await;
+    let Some(p) = pending else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let deadline_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() + 900_000)
+        .unwrap_or_default();
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("lambda-runtime-aws-request-id", &p.id)
+        .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
+        .header("lambda-runtime-invoked-function-arn", &state.function_arn)
+        .header(
+            "lambda-runtime-trace-id",
+            "Root=1-67891233-abcdef012345678912345678;Parent=0123456789abcdef;Sampled=0",
+        )
+        .body(Body::from(p.body));
+    let _ = p.served.send(Instant::now());
+    response.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad event"))
+}
+
+fn take_sink(state: &ApiState, id: &str) -> Option<mpsc::UnboundedSender<RtEvent>> {
+    match state.sinks.lock() {
+        Ok(mut sinks) => sinks.remove(id),
+        Err(poisoned) => poisoned.into_inner().remove(id),
+    }
+}
+
+async fn response(
+    State(state): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Body,
+) -> Response {
+    let sink = take_sink(&state, &id);
+    let mut stream = body.into_data_stream();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(bytes) => {
+                if let Some(sink) = &sink {
+                    let _ = sink.send(RtEvent::Chunk {
+                        at: Instant::now(),
+                        wall_us: wall_us(),
+                        bytes,
+                    });
+                }
+            }
+            Err(e) => {
+                if let Some(sink) = &sink {
+                    let _ = sink.send(RtEvent::Failed(format!("response body broke: {e}")));
+                }
+                return plain(StatusCode::BAD_REQUEST, "body error");
+            }
+        }
+    }
+    if let Some(sink) = &sink {
+        let _ = sink.send(RtEvent::Done(Instant::now()));
+    }
+    plain(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+}
+
+async fn error(
+    State(state): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kind = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+        .to_owned();
+    if let Some(sink) = take_sink(&state, &id) {
+        let _ = sink.send(RtEvent::Failed(format!(
+            "the function reported {kind}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    plain(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+}
+
+async fn init_error(body: Bytes) -> Response {
+    eprintln!(
+        "bench: the function reported an init error: {}",
+        String::from_utf8_lossy(&body)
+    );
+    plain(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+}
+
+async fn unknown(uri: axum::http::Uri) -> Response {
+    eprintln!("bench: unexpected Runtime API call {uri}");
+    plain(StatusCode::NOT_FOUND, "not found")
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r
+}
+
+/// A function binary running under its own [`RuntimeApi`].
+pub(crate) struct FunctionProcess {
+    child: Child,
+    pid: u32,
+    api: RuntimeApi,
+    /// Just before `spawn`.
+    pub(crate) spawned: Instant,
+    /// The first `GET /next`.
+    pub(crate) ready: Instant,
+}
+
+impl FunctionProcess {
+    /// Starts `binary` with the Lambda environment plus `env`, optionally queues `first`
+    /// (so it is served on the very first `/next`), and waits for the first `/next`.
+    pub(crate) async fn spawn(
+        binary: &Path,
+        name: &str,
+        env: &[(String, String)],
+        log: &Path,
+        first: Option<Bytes>,
+    ) -> Result<(Self, Option<Submitted>)> {
+        let mut api = RuntimeApi::start(name).await?;
+        let submitted = match first {
+            Some(event) => Some(api.submit(event)?),
+            None => None,
+        };
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening the function log {}", log.display()))?;
+        let log_err = log_file
+            .try_clone()
+            .with_context(|| format!("opening the function log {}", log.display()))?;
+        let mut cmd = Command::new(binary);
+        // A clean environment, like Lambda's: nothing of the caller's AWS set-up leaks in.
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("AWS_LAMBDA_RUNTIME_API", api.host_port())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2025/01/01/[1]00000000000000000000000000000000",
+            )
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("_HANDLER", "bootstrap")
+            .env("LAMBDA_TASK_ROOT", "/var/task")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(log_err))
+            .kill_on_drop(true);
+        let spawned = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child
+            .id()
+            .with_context(|| format!("{name} exited before its PID was read"))?;
+        let ready = tokio::select! {
+            ready = api.first_next() => ready.context("the Runtime API stopped")?,
+            status = child.wait() => {
+                return fail(format!(
+                    "{name} exited before asking for an event ({}); see {}",
+                    status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                    log.display()
+                ));
+            }
+            () = tokio::time::sleep(Duration::from_secs(20)) => {
+                let _ = child.kill().await;
+                return fail(format!("{name} did not ask for an event within 20 s; see {}", log.display()));
+            }
+        };
+        Ok((
+            Self {
+                child,
+                pid,
+                api,
+                spawned,
+                ready,
+            },
+            submitted,
+        ))
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Queues an event.
+    pub(crate) fn submit(&self, event: Bytes) -> Result<Submitted> {
+        self.api.submit(event)
+    }
+
+    /// Kills the process (SIGKILL) and stops its Runtime API.
+    pub(crate) async fn kill(mut self) {
+        let _ = self.child.kill().await;
+        self.api.shutdown().await;
+    }
+}
+
+/// Peak resident set size (`VmHWM`) of a process, in bytes.
+pub(crate) fn peak_rss_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .with_context(|| format!("no VmHWM line in {path}"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("parsing {line:?} in {path}"))?;
+    Ok(kb * 1024)
+}
+
+/// User + system CPU time of a process (all its threads), in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) is in parentheses and may contain spaces; fields after
+    // the last ')' start at field 3 (state). utime is field 14, stime field 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .with_context(|| format!("unexpected format of {path}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> {
+        fields
+            .get(i - 3)
+            .with_context(|| format!("{path} has no field {i}"))?
+            .parse::<u64>()
+            .with_context(|| format!("parsing field {i} of {path}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when it cannot be read).
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}

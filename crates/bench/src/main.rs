@@ -1,0 +1,1170 @@
+//! Benchmark driver of agentcore-lambda: cold start, first invocation, time to first byte,
+//! per-event latency, throughput, memory, CPU and package size of the three functions,
+//! each measured against the same request sent straight to agentcore-local in the same
+//! run. Prints a Markdown table; `--write FILE` also writes the full report.
+//!
+//! Run it with `make bench` (release build first). Two set-ups are used:
+//!
+//! - **harness**: the release binary started by this driver under its own minimal Lambda
+//!   Runtime API (see `harness.rs`): nothing else is in the path, and the PID is ours for
+//!   `/proc` readings;
+//! - **stack**: `local_stack::Stack` (`cargo lambda watch`, the `InvokeWithResponseStream`
+//!   shim, the API Gateway emulator), i.e. what a developer runs with `make run`.
+
+mod clients;
+mod error;
+mod harness;
+mod observe;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use agentcore_local::{LocalConfig, LocalServer};
+use clap::Parser;
+use local_stack::{LogSink, Stack, StackOptions};
+use serde_json::{json, Value};
+
+use clients::{
+    invoke_harness, invoke_http, invoke_streaming_api, ms, payload, read_harness, Direct, Function,
+    Timed,
+};
+use error::{fail, Context, Result};
+use harness::{clock_ticks_per_second, cpu_ticks, peak_rss_bytes, FunctionProcess};
+use report::{median, percentile, Figure, Meta, Target, SECTIONS};
+
+/// Measures the functions and prints (or writes) BENCHMARKS.md.
+#[derive(Debug, Parser)]
+#[command(name = "bench", about)]
+struct Args {
+    /// Also write the full Markdown report to this file (e.g. BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Repetitions per figure (at least 5 for a real run; default 5, 2 with --quick).
+    #[arg(long, value_name = "N")]
+    reps: Option<usize>,
+    /// Smaller sizes and fewer events, for a smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Comma-separated sections: cold, ttfb, events, throughput, option1, package.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    only: Vec<String>,
+}
+
+/// Sizes and counts of one run.
+struct Plan {
+    reps: usize,
+    /// Repetitions of the cheap latency figures (TTFB, option 1's paced answer).
+    latency_reps: usize,
+    events: u64,
+    sizes: [u64; 2],
+    option1_bytes: u64,
+}
+
+struct Ctx {
+    plan: Plan,
+    root: PathBuf,
+    release_dir: PathBuf,
+    log_dir: PathBuf,
+    fn_env: Vec<(String, String)>,
+    direct: Direct,
+    stack: Option<Stack>,
+    http: reqwest::Client,
+    lambda: Option<aws_sdk_lambda::Client>,
+    clk_tck: u64,
+    figures: Vec<Figure>,
+    how: Vec<(&'static str, String)>,
+    notes: Vec<String>,
+}
+
+impl Ctx {
+    fn fig(
+        &mut self,
+        section: &'static str,
+        name: impl Into<String>,
+        unit: &'static str,
+        samples: Vec<f64>,
+        target: Target,
+    ) {
+        let f = Figure {
+            section,
+            name: name.into(),
+            unit,
+            samples,
+            target,
+        };
+        eprintln!(
+            "bench:   {} = {} {} (n={}){}",
+            f.name,
+            report::num(f.median()),
+            f.unit,
+            f.samples.len(),
+            match f.met() {
+                Some(true) => " ✓",
+                Some(false) => " ✗",
+                None => "",
+            }
+        );
+        self.figures.push(f);
+    }
+
+    fn binary(&self, f: Function) -> PathBuf {
+        self.release_dir.join(f.name())
+    }
+
+    fn log(&self, f: Function) -> PathBuf {
+        self.log_dir.join(format!("{}.log", f.name()))
+    }
+
+    async fn spawn(
+        &self,
+        f: Function,
+        first: Option<bytes::Bytes>,
+    ) -> Result<(FunctionProcess, Option<harness::Submitted>)> {
+        FunctionProcess::spawn(&self.binary(f), f.name(), &self.fn_env, &self.log(f), first).await
+    }
+
+    /// A process of `f`, already past its first invocation (client connected).
+    async fn warm(&self, f: Function, pl: &Value, n: usize) -> Result<FunctionProcess> {
+        let (p, _) = self.spawn(f, None).await?;
+        for _ in 0..n {
+            invoke_harness(&p, f, pl, false).await?;
+        }
+        Ok(p)
+    }
+
+    fn stack(&self) -> Result<&Stack> {
+        self.stack
+            .as_ref()
+            .context("the local stack is not running")
+    }
+
+    fn lambda(&self) -> Result<&aws_sdk_lambda::Client> {
+        self.lambda
+            .as_ref()
+            .context("the Lambda client is not set up")
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(all_met) => {
+            if all_met {
+                ExitCode::SUCCESS
+            } else {
+                // Targets missed are findings, not failures of the driver.
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let keys: Vec<&str> = SECTIONS.iter().map(|(k, _)| *k).collect();
+    let sections: Vec<&str> = if args.only.is_empty() {
+        keys.clone()
+    } else {
+        for s in &args.only {
+            if !keys.contains(&s.as_str()) {
+                return fail(format!(
+                    "unknown section `{s}` in --only; use: {}",
+                    keys.join(",")
+                ));
+            }
+        }
+        keys.iter()
+            .copied()
+            .filter(|k| args.only.iter().any(|s| s == k))
+            .collect()
+    };
+    let reps = args.reps.unwrap_or(if args.quick { 2 } else { 5 }).max(1);
+    let plan = if args.quick {
+        Plan {
+            reps,
+            latency_reps: reps * 2,
+            events: 200,
+            sizes: [2_000_000, 10_000_000],
+            option1_bytes: 1_000_000,
+        }
+    } else {
+        Plan {
+            reps,
+            latency_reps: reps * 4,
+            events: 1_000,
+            sizes: [10_000_000, 100_000_000],
+            option1_bytes: 5_000_000,
+        }
+    };
+    let root = workspace_root()?;
+    let release_dir = root.join("target/release");
+    let log_dir = root.join("target/bench");
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    for f in Function::ALL {
+        let bin = release_dir.join(f.name());
+        if !bin.is_file() {
+            return fail(format!(
+                "{} is missing: build first with `cargo build --release --workspace --bins` (or run `make bench`)",
+                bin.display()
+            ));
+        }
+    }
+    let load_start = read_trimmed("/proc/loadavg");
+
+    // The local stack, when a section needs it; its agentcore-local also serves the harness.
+    let needs_stack = sections
+        .iter()
+        .any(|s| ["ttfb", "events", "throughput", "option1"].contains(s));
+    let mut own_local: Option<LocalServer> = None;
+    let stack = if needs_stack {
+        eprintln!("bench: starting the local stack (release build, cargo lambda watch) ...");
+        let opts = StackOptions {
+            local_port: 0,
+            watch_port: 0,
+            apigw_port: 0,
+            release: true,
+            log: LogSink::File(log_dir.join("watch.log")),
+            function_env: vec![("MAX_RESPONSE_BYTES".into(), "6000000".into())],
+            ..StackOptions::default()
+        };
+        Some(
+            Stack::start(opts)
+                .await
+                .context("starting the local stack")?,
+        )
+    } else {
+        None
+    };
+    let agent_url = match stack.as_ref().and_then(|s| s.urls().agentcore.clone()) {
+        Some(url) => url,
+        None => {
+            let server = LocalServer::start(LocalConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                ..LocalConfig::default()
+            })
+            .await
+            .context("starting agentcore-local")?;
+            let url = server.endpoint_url();
+            own_local = Some(server);
+            url
+        }
+    };
+    let lambda = match &stack {
+        Some(s) => Some(clients::lambda_client(&s.urls().lambda_streaming).await),
+        None => None,
+    };
+    let fn_env: Vec<(String, String)> = [
+        ("AGENT_RUNTIME_ARN", agentcore_local::DEFAULT_RUNTIME_ARN),
+        ("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", agent_url.as_str()),
+        ("AWS_ACCESS_KEY_ID", agentcore_local::DEFAULT_ACCESS_KEY_ID),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            agentcore_local::DEFAULT_SECRET_ACCESS_KEY,
+        ),
+        ("AWS_REGION", agentcore_local::DEFAULT_REGION),
+        ("FORWARD_FIELDS", "demo"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("MAX_RESPONSE_BYTES", "6000000"),
+        ("RUST_LOG", "info"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let direct = Direct::new(&agent_url).await;
+    let mut ctx = Ctx {
+        plan,
+        root,
+        release_dir,
+        log_dir,
+        fn_env,
+        direct,
+        stack,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .context("building the HTTP client")?,
+        lambda,
+        clk_tck: clock_ticks_per_second(),
+        figures: Vec::new(),
+        how: Vec::new(),
+        notes: Vec::new(),
+    };
+
+    let result = run_sections(&mut ctx, &sections).await;
+    if let Some(stack) = ctx.stack.take() {
+        stack.shutdown().await;
+    }
+    if let Some(local) = own_local.take() {
+        local.shutdown().await;
+    }
+    result?;
+
+    let load_end = read_trimmed("/proc/loadavg");
+    let meta = Meta {
+        environment: environment(&ctx, &args, &load_start, &load_end),
+        how: std::mem::take(&mut ctx.how),
+        notes: std::mem::take(&mut ctx.notes),
+    };
+    let all_met = ctx.figures.iter().all(|f| f.met() != Some(false));
+    let mut stdout = String::new();
+    for (key, title) in SECTIONS {
+        if sections.contains(&key) {
+            stdout.push_str(&format!("\n### {title}\n\n"));
+            stdout.push_str(&report::table(&ctx.figures, key));
+        }
+    }
+    println!("{stdout}");
+    if let Some(path) = &args.write {
+        let text = report::markdown(&ctx.figures, &meta, &sections);
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(all_met)
+}
+
+async fn run_sections(ctx: &mut Ctx, sections: &[&str]) -> Result<()> {
+    for s in sections {
+        eprintln!("bench: section {s}");
+        match *s {
+            "cold" => cold(ctx).await?,
+            "ttfb" => ttfb(ctx).await?,
+            "events" => events(ctx).await?,
+            "throughput" => throughput(ctx).await?,
+            "option1" => option1(ctx).await?,
+            "package" => package(ctx).await?,
+            other => return fail(format!("unknown section {other}")),
+        }
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .context("finding the workspace root")
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|e| format!("({path}: {e})"))
+}
+
+fn command_output(program: &Path, args: &[&str], cwd: &Path) -> String {
+    match std::process::Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        Ok(o) => format!(
+            "({} failed: {})",
+            program.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("({} not run: {e})", program.display()),
+    }
+}
+
+fn cargo_lambda(root: &Path) -> PathBuf {
+    let venv = root.join(".venv/bin/cargo-lambda");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("cargo-lambda")
+    }
+}
+
+fn environment(ctx: &Ctx, args: &Args, load_start: &str, load_end: &str) -> Vec<(String, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let commit = command_output(Path::new("git"), &["rev-parse", "HEAD"], &ctx.root);
+    let dirty = !command_output(Path::new("git"), &["status", "--porcelain"], &ctx.root).is_empty();
+    let date = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into());
+    let mut cmd = "make bench".to_owned();
+    let flags: Vec<String> = std::env::args().skip(1).collect();
+    if args.quick || args.reps.is_some() || !args.only.is_empty() {
+        cmd = format!("cargo run --release -p bench -- {}", flags.join(" "));
+    }
+    vec![
+        (
+            "Machine".into(),
+            format!(
+                "{nproc} CPUs ({model}), {:.1} GiB RAM, Linux {}",
+                mem_kb as f64 / 1024.0 / 1024.0,
+                read_trimmed("/proc/sys/kernel/osrelease")
+            ),
+        ),
+        (
+            "Load average (start → end)".into(),
+            format!("{load_start} → {load_end}"),
+        ),
+        (
+            "rustc".into(),
+            command_output(Path::new("rustc"), &["-V"], &ctx.root),
+        ),
+        (
+            "cargo-lambda".into(),
+            command_output(
+                &cargo_lambda(&ctx.root),
+                &["lambda", "--version"],
+                &ctx.root,
+            ),
+        ),
+        (
+            "Commit".into(),
+            format!(
+                "{commit}{}",
+                if dirty {
+                    " (with uncommitted changes)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ("Command".into(), format!("`{cmd}`")),
+        ("Date".into(), date),
+        (
+            "Repetitions".into(),
+            format!(
+                "{} per figure ({} for the cheap latency figures){}",
+                ctx.plan.reps,
+                ctx.plan.latency_reps,
+                if args.quick { ", quick sizes" } else { "" }
+            ),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Cold start and first invocation
+
+async fn cold(ctx: &mut Ctx) -> Result<()> {
+    let reps = ctx.plan.reps;
+    let pl = payload(json!({"tokens": 5, "delay_ms": 0}));
+    for _ in 0..2 {
+        ctx.direct.invoke(&pl, false).await?;
+    }
+    let mut agent = Vec::new();
+    let mut per_fn = Vec::new();
+    for f in Function::ALL {
+        let mut cold = Vec::new();
+        let mut first = Vec::new();
+        for _ in 0..reps {
+            let (p, submitted) = ctx.spawn(f, Some(f.event(&pl)?)).await?;
+            cold.push(ms(p.ready - p.spawned));
+            let submitted = submitted.context("the first event was not queued")?;
+            let t = read_harness(submitted, f, false, false).await;
+            p.kill().await;
+            first.push(t?.total_ms());
+            agent.push(ctx.direct.invoke(&pl, false).await?.total_ms());
+        }
+        per_fn.push((f, cold, first));
+    }
+    let agent_ms = median(&agent);
+    ctx.fig(
+        "cold",
+        "agent's own time (direct, same request, warm SDK client)",
+        "ms",
+        agent.clone(),
+        Target::None,
+    );
+    for (f, cold, first) in per_fn {
+        ctx.fig(
+            "cold",
+            format!("{} cold start (spawn → first /next)", f.label()),
+            "ms",
+            cold,
+            Target::AtMost(15.0),
+        );
+        ctx.fig(
+            "cold",
+            format!("{} first invocation, total", f.label()),
+            "ms",
+            first.clone(),
+            Target::None,
+        );
+        ctx.fig(
+            "cold",
+            format!("{} first invocation over the agent's time", f.label()),
+            "ms",
+            first.iter().map(|x| x - agent_ms).collect(),
+            Target::AtMost(30.0),
+        );
+    }
+    ctx.how.push((
+        "cold",
+        format!(
+            "Harness set-up: the release binary (`target/release/<name>`) is spawned by the driver with a clean \
+             Lambda-like environment (AWS_LAMBDA_RUNTIME_API pointing at the driver's own Runtime API, \
+             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128, the function config of the local stack, RUST_LOG=info, logs to \
+             `target/bench/<name>.log`). Cold start = instant before `spawn()` → arrival of its first \
+             `GET /2018-06-01/runtime/invocation/next` (config, SDK client and runtime set-up included). The event \
+             (the option's sample event from `events/invoke.json`, body `{{\"prompt\", \"demo\": {{\"tokens\": 5, \
+             \"delay_ms\": 0}}}}`; v2 for option 2, v1 for 1 and 3) is queued before the spawn, so `/next` answers at \
+             once; first invocation = `/next` answered → end of the `POST .../response` body (chunked for 2 and 3). \
+             \"Over the agent's time\" subtracts the median time of the same request sent straight to agentcore-local \
+             with the AWS SDK (warm client) in the same run; the difference therefore includes the handler's first \
+             connection to AgentCore, the first SigV4 signing, and first-use costs. The process is killed (SIGKILL) \
+             after each of the {reps} repetitions per option."
+        ),
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Time to first byte
+
+async fn ttfb(ctx: &mut Ctx) -> Result<()> {
+    let n = ctx.plan.latency_reps;
+    let pl = payload(json!({"tokens": 3, "delay_ms": 10}));
+    let o2 = ctx.warm(Function::Option2, &pl, 2).await?;
+    let o3 = ctx.warm(Function::Option3, &pl, 2).await?;
+    let url2 = ctx.stack()?.urls().option2.clone();
+    for _ in 0..2 {
+        ctx.direct.invoke(&pl, false).await?;
+        invoke_http(&ctx.http, &url2, &pl, false).await?;
+        invoke_streaming_api(ctx.lambda()?, Function::Option3, &pl).await?;
+    }
+    let (mut d, mut h2, mut h3, mut s2, mut s3) = (vec![], vec![], vec![], vec![], vec![]);
+    let result: Result<()> = async {
+        for _ in 0..n {
+            d.push(ctx.direct.invoke(&pl, false).await?.ttfb_ms()?);
+            h2.push(
+                invoke_harness(&o2, Function::Option2, &pl, false)
+                    .await?
+                    .ttfb_ms()?,
+            );
+            h3.push(
+                invoke_harness(&o3, Function::Option3, &pl, false)
+                    .await?
+                    .ttfb_ms()?,
+            );
+            s2.push(invoke_http(&ctx.http, &url2, &pl, false).await?.ttfb_ms()?);
+            s3.push(
+                invoke_streaming_api(ctx.lambda()?, Function::Option3, &pl)
+                    .await?
+                    .ttfb_ms()?,
+            );
+        }
+        Ok(())
+    }
+    .await;
+    o2.kill().await;
+    o3.kill().await;
+    result?;
+    let diff = |a: &[f64]| a.iter().zip(&d).map(|(x, y)| x - y).collect::<Vec<f64>>();
+    let (a2, a3, b2, b3) = (diff(&h2), diff(&h3), diff(&s2), diff(&s3));
+    ctx.fig(
+        "ttfb",
+        "direct to agentcore-local (AWS SDK)",
+        "ms",
+        d.clone(),
+        Target::None,
+    );
+    ctx.fig(
+        "ttfb",
+        "option 2, harness (Runtime API only)",
+        "ms",
+        h2,
+        Target::None,
+    );
+    ctx.fig(
+        "ttfb",
+        "option 3, harness (Runtime API only)",
+        "ms",
+        h3,
+        Target::None,
+    );
+    ctx.fig(
+        "ttfb",
+        "option 2 handler-added (harness − direct)",
+        "ms",
+        a2,
+        Target::AtMost(3.0),
+    );
+    ctx.fig(
+        "ttfb",
+        "option 3 handler-added (harness − direct)",
+        "ms",
+        a3,
+        Target::AtMost(3.0),
+    );
+    ctx.fig(
+        "ttfb",
+        "option 2 via stack (Function URL, cargo lambda watch)",
+        "ms",
+        s2,
+        Target::None,
+    );
+    ctx.fig(
+        "ttfb",
+        "option 3 via stack (InvokeWithResponseStream, watch + shim)",
+        "ms",
+        s3,
+        Target::None,
+    );
+    ctx.fig(
+        "ttfb",
+        "option 2 stack-added (stack − direct; includes watch)",
+        "ms",
+        b2,
+        Target::None,
+    );
+    ctx.fig(
+        "ttfb",
+        "option 3 stack-added (stack − direct; includes watch + shim)",
+        "ms",
+        b3,
+        Target::None,
+    );
+    ctx.how.push((
+        "ttfb",
+        format!(
+            "Request `{{\"tokens\": 3, \"delay_ms\": 10}}` (the first token is written as soon as the agent answers), \
+             {n} repetitions, interleaved: direct, harness option 2, harness option 3, stack option 2, stack option 3; \
+             every client and function warmed by 2 requests first. Direct = AWS SDK `InvokeAgentRuntime` to \
+             agentcore-local, send → first body chunk. Harness = warm release process under the driver's Runtime API, \
+             `/next` answered → first body byte after the streaming prelude (JSON + 8 NUL) of the `/response` POST: \
+             this isolates the handler (event parsing, validation, SigV4 signing, the call, the prelude). Stack = \
+             option 2's Function URL on `cargo lambda watch` (reqwest, send → first body chunk) and option 3 through \
+             the stack's `InvokeWithResponseStream` shim with the AWS SDK for Lambda (send → first body byte of the \
+             first `PayloadChunk` after the prelude). `cargo lambda watch` (and for option 3 the shim, which goes \
+             through watch's `Invoke` route) is in the stack path, so the stack-added figures measure the local \
+             emulator as much as the handler; the target applies to the harness figures. Added = path − direct of \
+             the same repetition."
+        ),
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Per-event latency
+
+struct EventRun {
+    p50: f64,
+    p99: f64,
+}
+
+fn event_run(t: &Timed, expected: u64, what: &str) -> Result<EventRun> {
+    let got = t.obs.latencies_us.len() as u64;
+    if got != expected {
+        return fail(format!(
+            "{what}: {got} stamped events of {expected} ({} unparsed)",
+            t.obs.unparsed_events
+        ));
+    }
+    Ok(EventRun {
+        p50: percentile(&t.obs.latencies_us, 50.0) / 1e3,
+        p99: percentile(&t.obs.latencies_us, 99.0) / 1e3,
+    })
+}
+
+async fn events(ctx: &mut Ctx) -> Result<()> {
+    let reps = ctx.plan.reps;
+    let n = ctx.plan.events;
+    let pl = payload(json!({"tokens": n, "delay_ms": 2, "stamp": true}));
+    let small = payload(json!({"tokens": 3}));
+    let o2 = ctx.warm(Function::Option2, &small, 1).await?;
+    let url2 = ctx.stack()?.urls().option2.clone();
+    invoke_http(&ctx.http, &url2, &small, false).await?;
+    let mut d = Vec::new();
+    let mut h = Vec::new();
+    let mut s = Vec::new();
+    let mut cpu = Vec::new();
+    let result: Result<()> = async {
+        for _ in 0..reps {
+            let t = ctx.direct.invoke(&pl, true).await?;
+            d.push(event_run(&t, n, "direct")?);
+            let c0 = cpu_ticks(o2.pid())?;
+            let t = invoke_harness(&o2, Function::Option2, &pl, true).await?;
+            let c1 = cpu_ticks(o2.pid())?;
+            h.push(event_run(&t, n, "option 2 harness")?);
+            cpu.push((c1 - c0) as f64 / ctx.clk_tck as f64 * 1e3 * 1000.0 / n as f64);
+            let t = invoke_http(&ctx.http, &url2, &pl, true).await?;
+            s.push(event_run(&t, n, "option 2 stack")?);
+        }
+        Ok(())
+    }
+    .await;
+    o2.kill().await;
+    result?;
+    let col = |v: &[EventRun], f: fn(&EventRun) -> f64| v.iter().map(f).collect::<Vec<f64>>();
+    let sub = |a: &[EventRun], f: fn(&EventRun) -> f64| {
+        a.iter()
+            .zip(&d)
+            .map(|(x, y)| f(x) - f(y))
+            .collect::<Vec<f64>>()
+    };
+    let p50 = |r: &EventRun| r.p50;
+    let p99 = |r: &EventRun| r.p99;
+    ctx.fig(
+        "events",
+        "direct p50 (agent write → SDK receive)",
+        "ms",
+        col(&d, p50),
+        Target::None,
+    );
+    ctx.fig("events", "direct p99", "ms", col(&d, p99), Target::None);
+    ctx.fig(
+        "events",
+        "option 2 harness p50",
+        "ms",
+        col(&h, p50),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 harness p99",
+        "ms",
+        col(&h, p99),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 handler-added p50 (harness − direct)",
+        "ms",
+        sub(&h, p50),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 handler-added p99 (harness − direct)",
+        "ms",
+        sub(&h, p99),
+        Target::AtMost(2.0),
+    );
+    ctx.fig(
+        "events",
+        "option 2 via stack p50 (Function URL)",
+        "ms",
+        col(&s, p50),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 via stack p99",
+        "ms",
+        col(&s, p99),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 stack-added p50 (includes watch)",
+        "ms",
+        sub(&s, p50),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 stack-added p99 (includes watch)",
+        "ms",
+        sub(&s, p99),
+        Target::None,
+    );
+    ctx.fig(
+        "events",
+        "option 2 CPU time per 1,000 events (harness)",
+        "ms",
+        cpu,
+        Target::None,
+    );
+    ctx.how.push((
+        "events",
+        format!(
+            "One answer of {n} SSE events paced 2 ms apart with `stamp: true` (each token is the agent's \
+             wall-clock µs when written). For every event: arrival wall-clock µs at the receiver minus that stamp; \
+             p50 and p99 over the {n} events of one answer, repeated {reps} times (table: median/min/max of the \
+             per-answer percentiles). Receivers: the AWS SDK straight to agentcore-local (direct), the driver's \
+             Runtime API receiving option 2's `/response` body (harness, warm process), and a reqwest client on \
+             option 2's Function URL through `cargo lambda watch` (stack). Sender and receivers are in the same \
+             process (same clock). Added = path percentile − direct percentile of the same repetition. CPU = \
+             utime+stime of the function process (from `/proc/PID/stat`, {} ticks/s) across the answer, scaled to \
+             1,000 events.",
+            ctx.clk_tck
+        ),
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Throughput, memory, CPU
+
+fn size_label(bytes: u64) -> String {
+    format!("{} MB", bytes / 1_000_000)
+}
+
+async fn throughput(ctx: &mut Ctx) -> Result<()> {
+    let reps = ctx.plan.reps;
+    let sizes = ctx.plan.sizes;
+    let url2 = ctx.stack()?.urls().option2.clone();
+    let mut rss_by_size: Vec<Vec<f64>> = Vec::new();
+    for (i, size) in sizes.into_iter().enumerate() {
+        let label = size_label(size);
+        let pl = payload(json!({"total_bytes": size}));
+        ctx.direct
+            .invoke(&payload(json!({"tokens": 3})), false)
+            .await?;
+        let (mut d, mut h, mut s, mut ratio, mut sratio, mut rss, mut cpu) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..reps {
+            let td = ctx.direct.invoke(&pl, false).await?;
+            check_size(&td, size, "direct")?;
+            let (p, _) = ctx.spawn(Function::Option2, None).await?;
+            let measured: Result<(Timed, u64, u64)> = async {
+                let c0 = cpu_ticks(p.pid())?;
+                let t = invoke_harness(&p, Function::Option2, &pl, false).await?;
+                let c1 = cpu_ticks(p.pid())?;
+                Ok((t, peak_rss_bytes(p.pid())?, c1 - c0))
+            }
+            .await;
+            p.kill().await;
+            let (th, peak, ticks) = measured?;
+            check_size(&th, size, "option 2 harness")?;
+            let ts = invoke_http(&ctx.http, &url2, &pl, false).await?;
+            check_size(&ts, size, "option 2 stack")?;
+            d.push(td.mb_per_s());
+            h.push(th.mb_per_s());
+            s.push(ts.mb_per_s());
+            ratio.push(100.0 * th.mb_per_s() / td.mb_per_s());
+            sratio.push(100.0 * ts.mb_per_s() / td.mb_per_s());
+            rss.push(peak as f64 / 1_048_576.0);
+            cpu.push(ticks as f64 / ctx.clk_tck as f64 * 100_000_000.0 / size as f64);
+        }
+        let last = i + 1 == sizes.len();
+        ctx.fig(
+            "throughput",
+            format!("{label}: direct"),
+            "MB/s",
+            d,
+            Target::None,
+        );
+        ctx.fig(
+            "throughput",
+            format!("{label}: option 2 harness"),
+            "MB/s",
+            h,
+            Target::None,
+        );
+        ctx.fig(
+            "throughput",
+            format!("{label}: option 2 harness / direct"),
+            "%",
+            ratio,
+            if last {
+                Target::AtLeast(90.0)
+            } else {
+                Target::None
+            },
+        );
+        ctx.fig(
+            "throughput",
+            format!("{label}: option 2 via stack (Function URL, watch)"),
+            "MB/s",
+            s,
+            Target::None,
+        );
+        ctx.fig(
+            "throughput",
+            format!("{label}: option 2 via stack / direct"),
+            "%",
+            sratio,
+            Target::None,
+        );
+        ctx.fig(
+            "throughput",
+            format!("{label}: option 2 peak RSS (VmHWM)"),
+            "MiB",
+            rss.clone(),
+            Target::AtMost(24.0),
+        );
+        ctx.fig(
+            "throughput",
+            format!("{label}: option 2 CPU time per 100 MB"),
+            "s",
+            cpu,
+            Target::None,
+        );
+        rss_by_size.push(rss);
+    }
+    if let [small, large] = rss_by_size.as_slice() {
+        let growth: Vec<f64> = large
+            .iter()
+            .zip(small)
+            .map(|(l, s)| 100.0 * (l / s - 1.0))
+            .collect();
+        ctx.fig(
+            "throughput",
+            format!(
+                "peak RSS growth {} vs {}",
+                size_label(sizes[1]),
+                size_label(sizes[0])
+            ),
+            "%",
+            growth,
+            Target::AtMost(10.0),
+        );
+    }
+    ctx.how.push((
+        "throughput",
+        format!(
+            "Answers of exactly {} and {} body bytes (`total_bytes`, SSE events of 1 KiB written in 64 KiB chunks, \
+             no pacing), {reps} repetitions per size, MB = 10^6 bytes. Direct: AWS SDK to agentcore-local, send → \
+             end of body. Harness: a fresh option 2 process per repetition (so VmHWM belongs to that one answer), \
+             `/next` answered → end of the `/response` body; peak RSS is `VmHWM` from `/proc/PID/status` after the \
+             answer (startup included), CPU is the utime+stime delta of the process over the answer, scaled to 100 MB. \
+             Stack: option 2's Function URL on `cargo lambda watch`, send → end of body (the function process there \
+             belongs to watch, so RSS and CPU are read under the harness only). agentcore-local, the Runtime API and \
+             the clients all run in the driver process on the same {} CPUs as the function, so the absolute MB/s are \
+             bounded by this machine, not by Lambda's network.",
+            sizes[0],
+            sizes[1],
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        ),
+    ));
+    Ok(())
+}
+
+fn check_size(t: &Timed, size: u64, what: &str) -> Result<()> {
+    if t.obs.body_bytes != size {
+        return fail(format!(
+            "{what}: {} body bytes, expected {size}",
+            t.obs.body_bytes
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Option 1
+
+async fn option1(ctx: &mut Ctx) -> Result<()> {
+    let reps = ctx.plan.reps;
+    let n = ctx.plan.latency_reps;
+    let f = Function::Option1;
+    let pl = payload(json!({"tokens": 50, "delay_ms": 2}));
+    let url1 = ctx.stack()?.urls().option1.clone();
+    let p = ctx.warm(f, &pl, 2).await?;
+    ctx.direct.invoke(&pl, false).await?;
+    invoke_http(&ctx.http, &url1, &pl, false).await?;
+    let (mut d, mut h, mut s) = (vec![], vec![], vec![]);
+    let result: Result<()> = async {
+        for _ in 0..n {
+            d.push(ctx.direct.invoke(&pl, false).await?.total_ms());
+            h.push(invoke_harness(&p, f, &pl, false).await?.total_ms());
+            s.push(invoke_http(&ctx.http, &url1, &pl, false).await?.total_ms());
+        }
+        Ok(())
+    }
+    .await;
+    p.kill().await;
+    result?;
+    let diff = |a: &[f64]| a.iter().zip(&d).map(|(x, y)| x - y).collect::<Vec<f64>>();
+    let (ah, as_) = (diff(&h), diff(&s));
+    ctx.fig(
+        "option1",
+        "paced 50 events: direct (full answer)",
+        "ms",
+        d.clone(),
+        Target::None,
+    );
+    ctx.fig(
+        "option1",
+        "paced 50 events: option 1 harness",
+        "ms",
+        h,
+        Target::None,
+    );
+    ctx.fig(
+        "option1",
+        "paced 50 events: option 1 handler-added (harness − direct)",
+        "ms",
+        ah,
+        Target::None,
+    );
+    ctx.fig(
+        "option1",
+        "paced 50 events: option 1 via stack (API Gateway emulator)",
+        "ms",
+        s,
+        Target::None,
+    );
+    ctx.fig(
+        "option1",
+        "paced 50 events: option 1 stack-added (includes emulator + watch)",
+        "ms",
+        as_,
+        Target::None,
+    );
+
+    let size = ctx.plan.option1_bytes;
+    let big = payload(json!({"total_bytes": size}));
+    let mut rss = Vec::new();
+    let mut total = Vec::new();
+    for _ in 0..reps {
+        let (p, _) = ctx.spawn(f, None).await?;
+        let measured: Result<(Timed, u64)> = async {
+            let submitted = p.submit(f.event(&big)?)?;
+            let t = read_harness(submitted, f, false, true).await?;
+            Ok((t, peak_rss_bytes(p.pid())?))
+        }
+        .await;
+        p.kill().await;
+        let (t, peak) = measured?;
+        if t.obs.body_bytes < size {
+            return fail(format!(
+                "option 1: a {size}-byte answer came back as {} bytes",
+                t.obs.body_bytes
+            ));
+        }
+        rss.push(peak as f64 / 1_048_576.0);
+        total.push(t.total_ms());
+    }
+    ctx.fig(
+        "option1",
+        format!("{}: option 1 harness, full answer", size_label(size)),
+        "ms",
+        total,
+        Target::None,
+    );
+    ctx.fig(
+        "option1",
+        format!("{}: option 1 peak RSS (VmHWM)", size_label(size)),
+        "MiB",
+        rss,
+        Target::AtMost(24.0),
+    );
+    ctx.how.push((
+        "option1",
+        format!(
+            "Paced answer `{{\"tokens\": 50, \"delay_ms\": 2}}`, {n} repetitions interleaved: direct (AWS SDK, send → \
+             end of body), option 1 under the harness (warm process, `/next` answered → end of the buffered \
+             `/response` body), and option 1 through the API Gateway emulator and `cargo lambda watch` (reqwest, send \
+             → end of body). Added = path − direct of the same repetition; the paced answer itself takes ~100 ms. \
+             Memory: a {size}-byte SSE answer (`total_bytes`) collected by a fresh option 1 process per repetition \
+             ({reps} repetitions) with MAX_RESPONSE_BYTES=6000000; VmHWM read after the answer."
+        ),
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Package size
+
+async fn package(ctx: &mut Ctx) -> Result<()> {
+    let cl = cargo_lambda(&ctx.root);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths: Vec<PathBuf> = vec![ctx.root.join(".venv/bin")];
+    paths.extend(std::env::split_paths(&path));
+    let joined = std::env::join_paths(paths).context("building PATH")?;
+    let mut cmd = tokio::process::Command::new(&cl);
+    cmd.current_dir(&ctx.root).env("PATH", joined).args([
+        "lambda",
+        "build",
+        "--release",
+        "--compiler",
+        "cargo",
+        "--x86-64",
+        "--output-format",
+        "zip",
+    ]);
+    for f in Function::ALL {
+        cmd.arg("--bin").arg(f.name());
+    }
+    eprintln!("bench: cargo lambda build --release --compiler cargo --x86-64 --output-format zip (may compile) ...");
+    let status = cmd
+        .status()
+        .await
+        .with_context(|| format!("running {}", cl.display()))?;
+    if !status.success() {
+        return fail(format!("cargo lambda build failed ({status})"));
+    }
+    let mut stripped = Vec::new();
+    for f in Function::ALL {
+        let zip = ctx
+            .root
+            .join("target/lambda")
+            .join(f.name())
+            .join("bootstrap.zip");
+        let zlen = std::fs::metadata(&zip)
+            .with_context(|| format!("stat {}", zip.display()))?
+            .len();
+        ctx.fig(
+            "package",
+            format!("{} bootstrap.zip", f.label()),
+            "MB",
+            vec![zlen as f64 / 1e6],
+            Target::AtMost(5.0),
+        );
+        let built = ctx
+            .root
+            .join("target/x86_64-unknown-linux-gnu/release")
+            .join(f.name());
+        let bin = if built.is_file() {
+            built
+        } else {
+            ctx.binary(f)
+        };
+        let blen = std::fs::metadata(&bin)
+            .with_context(|| format!("stat {}", bin.display()))?
+            .len();
+        let kind = command_output(
+            Path::new("file"),
+            &["-b", &bin.to_string_lossy()],
+            &ctx.root,
+        );
+        stripped.push(format!(
+            "{}: {}",
+            f.name(),
+            if kind.contains("not stripped") {
+                "NOT stripped"
+            } else if kind.contains("stripped") {
+                "stripped"
+            } else {
+                "unknown (no `file`)"
+            }
+        ));
+        ctx.fig(
+            "package",
+            format!("{} binary (bootstrap, stripped)", f.label()),
+            "MB",
+            vec![blen as f64 / 1e6],
+            Target::None,
+        );
+    }
+    ctx.how.push((
+        "package",
+        format!(
+            "`cargo lambda build --release --compiler cargo --x86-64 --output-format zip --bin <each>` (cargo-lambda \
+             from `.venv/bin`), then the size of `target/lambda/<name>/bootstrap.zip` and of the binary it packs \
+             (`target/x86_64-unknown-linux-gnu/release/<name>`; the release profile sets `strip = true`; `file` says: \
+             {}). One build, so n = 1; MB = 10^6 bytes.",
+            stripped.join(", ")
+        ),
+    ));
+    Ok(())
+}

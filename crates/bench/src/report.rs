@@ -1,0 +1,226 @@
+//! Figures, their targets, and the Markdown report.
+
+use std::fmt::Write as _;
+
+/// What a figure is compared with.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    /// The median must be at most this.
+    AtMost(f64),
+    /// The median must be at least this.
+    AtLeast(f64),
+    /// Shown for context, no target.
+    None,
+}
+
+/// One measured figure: its samples (one per repetition).
+#[derive(Clone, Debug)]
+pub(crate) struct Figure {
+    /// Section key (`cold`, `ttfb`, ...).
+    pub(crate) section: &'static str,
+    /// What it is.
+    pub(crate) name: String,
+    /// Unit of the samples.
+    pub(crate) unit: &'static str,
+    /// One value per repetition.
+    pub(crate) samples: Vec<f64>,
+    /// Its target.
+    pub(crate) target: Target,
+}
+
+impl Figure {
+    /// The median of the samples (NaN when there are none).
+    pub(crate) fn median(&self) -> f64 {
+        median(&self.samples)
+    }
+
+    fn min(&self) -> f64 {
+        self.samples.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    fn max(&self) -> f64 {
+        self.samples
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// `Some(true)` when the median meets the target, `None` when there is none.
+    pub(crate) fn met(&self) -> Option<bool> {
+        let m = self.median();
+        match self.target {
+            Target::AtMost(t) => Some(m <= t),
+            Target::AtLeast(t) => Some(m >= t),
+            Target::None => None,
+        }
+    }
+
+    fn target_text(&self) -> String {
+        match self.target {
+            Target::AtMost(t) => format!("≤ {} {}", num(t), self.unit),
+            Target::AtLeast(t) => format!("≥ {} {}", num(t), self.unit),
+            Target::None => "—".to_owned(),
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        match self.met() {
+            Some(true) => "✓",
+            Some(false) => "✗",
+            None => "",
+        }
+    }
+}
+
+/// The median of `v` (mean of the two middle values for an even count).
+pub(crate) fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile `p` (0..=100) of `v`.
+pub(crate) fn percentile(v: &[i64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1] as f64
+}
+
+/// A number with as many decimals as its size deserves.
+pub(crate) fn num(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// The sections, in report order: key, title.
+pub(crate) const SECTIONS: [(&str, &str); 6] = [
+    ("cold", "1. Cold start and first invocation"),
+    ("ttfb", "2. Time to first byte"),
+    ("events", "3. Per-event latency of the streaming path"),
+    ("throughput", "4. Throughput, memory and CPU (option 2)"),
+    ("option1", "5. Option 1 (buffered)"),
+    ("package", "6. Package size"),
+];
+
+/// The figures of one section as a Markdown table.
+pub(crate) fn table(figures: &[Figure], section: &str) -> String {
+    let mut out = String::new();
+    out.push_str("| Figure | Median | Min | Max | n | Target | |\n");
+    out.push_str("|---|---:|---:|---:|---:|---|:-:|\n");
+    for f in figures.iter().filter(|f| f.section == section) {
+        let _ = writeln!(
+            out,
+            "| {} | {} {} | {} | {} | {} | {} | {} |",
+            f.name,
+            num(f.median()),
+            f.unit,
+            num(f.min()),
+            num(f.max()),
+            f.samples.len(),
+            f.target_text(),
+            f.status()
+        );
+    }
+    out
+}
+
+/// Everything the report needs besides the figures.
+pub(crate) struct Meta {
+    /// `key: value` lines about the machine, versions, commit, command, date.
+    pub(crate) environment: Vec<(String, String)>,
+    /// Per section: how it was measured.
+    pub(crate) how: Vec<(&'static str, String)>,
+    /// Findings and caveats.
+    pub(crate) notes: Vec<String>,
+}
+
+/// The whole report.
+pub(crate) fn markdown(figures: &[Figure], meta: &Meta, sections: &[&str]) -> String {
+    let mut out = String::new();
+    out.push_str("# Benchmarks\n\n");
+    out.push_str(
+        "Written by the benchmark driver (`crates/bench`); regenerate with `make bench`. \
+         Every figure is the median of its repetitions (n), with min and max; the target \
+         column is checked against the median.\n\n",
+    );
+    out.push_str("## Environment\n\n");
+    for (k, v) in &meta.environment {
+        let _ = writeln!(out, "- **{k}**: {v}");
+    }
+    out.push('\n');
+    let met: Vec<&Figure> = figures.iter().filter(|f| f.met().is_some()).collect();
+    let passed = met.iter().filter(|f| f.met() == Some(true)).count();
+    let _ = writeln!(
+        out,
+        "## Summary\n\n{passed} of {} targets met.\n",
+        met.len()
+    );
+    for f in met.iter().filter(|f| f.met() == Some(false)) {
+        let _ = writeln!(
+            out,
+            "- ✗ {}: {} {} (target {})",
+            f.name,
+            num(f.median()),
+            f.unit,
+            f.target_text()
+        );
+    }
+    out.push('\n');
+    for (key, title) in SECTIONS {
+        if !sections.contains(&key) {
+            continue;
+        }
+        let _ = writeln!(out, "## {title}\n");
+        out.push_str(&table(figures, key));
+        out.push('\n');
+        if let Some((_, how)) = meta.how.iter().find(|(k, _)| *k == key) {
+            let _ = writeln!(out, "**How measured.** {how}\n");
+        }
+    }
+    if !meta.notes.is_empty() {
+        out.push_str("## Notes\n\n");
+        for n in &meta.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_percentiles() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        let v: Vec<i64> = (1..=1000).collect();
+        assert_eq!(percentile(&v, 50.0), 500.0);
+        assert_eq!(percentile(&v, 99.0), 990.0);
+        assert_eq!(percentile(&[7], 99.0), 7.0);
+    }
+}
