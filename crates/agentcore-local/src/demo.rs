@@ -575,6 +575,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stamp_tokens_are_microsecond_timestamps() {
+        let before = now_micros();
+        let (writes, _) = collect(serde_json::json!({"demo": {"tokens": 3, "stamp": true}})).await;
+        let tokens = decode_sse(&writes.concat());
+        assert_eq!(tokens.len(), 3);
+        for token in tokens {
+            let micros: u128 = token
+                .strip_suffix(' ')
+                .and_then(|t| t.parse().ok())
+                .expect("microseconds then a space");
+            assert!(micros >= before && micros <= now_micros());
+        }
+    }
+
+    #[tokio::test]
     async fn json_is_one_document() {
         let (writes, _) =
             collect(serde_json::json!({"prompt": "a b", "demo": {"format": "json", "tokens": 5}}))
@@ -603,6 +618,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn total_bytes_ignores_the_server_token_delay() {
+        let request = DemoRequest::parse(br#"{"demo": {"total_bytes": 300000}}"#).expect("parse");
+        let defaults = DemoDefaults {
+            delay_ms: 1000,
+            ..DemoDefaults::default()
+        };
+        let stream = answer_stream(&request, &defaults);
+        futures_util::pin_mut!(stream);
+        let mut total = 0;
+        let mut writes = 0;
+        let collected = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(b)) = stream.next().await {
+                total += b.len();
+                writes += 1;
+            }
+        })
+        .await;
+        assert!(collected.is_ok(), "must not be paced by the server default");
+        assert_eq!(total, 300_000);
+        assert_eq!(writes, 5, "64 KiB writes");
     }
 
     #[tokio::test]

@@ -56,18 +56,24 @@ enum Cmd {
     Demo,
 }
 
+/// Pause between the demo agent's tokens when a request does not choose one: slow enough
+/// for a person to watch the answer stream in.
+const DEMO_PACE_MS: u64 = 40;
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let demo = matches!(cli.command, Some(Cmd::Demo));
+    // `make demo` shows stream-client's output; the per-request logs are for `make run`.
+    let default_filter = if demo { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let demo = matches!(cli.command, Some(Cmd::Demo));
     let upstream = match (&cli.ports.agent_url, std::env::var_os("AGENT_RUNTIME_ARN")) {
         (Some(url), _) => Upstream::Proxy(url.clone()),
         (None, Some(_)) => Upstream::Real,
@@ -80,7 +86,10 @@ async fn main() -> ExitCode {
     } else {
         LogSink::Inherit
     };
+    let mut local = agentcore_local::LocalConfig::default();
+    local.demo.delay_ms = DEMO_PACE_MS;
     let opts = StackOptions {
+        local,
         local_port: cli.ports.local_port,
         watch_port: cli.ports.watch_port,
         apigw_port: cli.ports.apigw_port,
