@@ -177,6 +177,12 @@ pub enum ConfigError {
         /// What it should be.
         expected: &'static str,
     },
+    /// The HTTPS client for OAuth mode could not be built (TLS initialisation failed).
+    #[error("the HTTPS client could not be initialised: {reason}")]
+    ClientInit {
+        /// The cause.
+        reason: String,
+    },
 }
 
 impl Config {

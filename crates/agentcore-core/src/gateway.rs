@@ -30,14 +30,13 @@ impl Gateway {
     /// Reads the configuration from the environment and builds the client. Fails with a
     /// message naming the bad variable; call it in `main`, before serving requests.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        Ok(Self::new(config).await)
+        Self::new(Config::from_env()?).await
     }
 
     /// Builds the gateway for `config`.
-    pub async fn new(config: Config) -> Self {
-        let client = AgentCoreClient::new(&config).await;
-        Self { config, client }
+    pub async fn new(config: Config) -> Result<Self, ConfigError> {
+        let client = AgentCoreClient::new(&config).await?;
+        Ok(Self { config, client })
     }
 
     /// The configuration in use.

@@ -22,7 +22,7 @@ use futures_util::{Stream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::time::Instant;
 
-use crate::config::{AuthMode, Config, Timeouts};
+use crate::config::{AuthMode, Config, ConfigError, Timeouts};
 use crate::error::{UpstreamError, UpstreamKind};
 use crate::request::Invocation;
 
@@ -93,7 +93,7 @@ impl AgentCoreClient {
     /// Builds the client for `config`: the AWS SDK (credentials from the default chain,
     /// region from the runtime ARN, endpoint from `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE` when
     /// set) in SigV4 mode, or an HTTPS client in OAuth mode.
-    pub async fn new(config: &Config) -> Self {
+    pub async fn new(config: &Config) -> Result<Self, ConfigError> {
         let backend = match config.auth_mode {
             AuthMode::SigV4 => {
                 let shared = aws_config::defaults(BehaviorVersion::latest())
@@ -116,21 +116,21 @@ impl AgentCoreClient {
                 let http = reqwest::Client::builder()
                     .connect_timeout(config.timeouts.connect)
                     .build()
-                    // Building fails only when the TLS backend cannot initialise, which no
-                    // request could recover from; fall back to the default client.
-                    .unwrap_or_default();
+                    .map_err(|e| ConfigError::ClientInit {
+                        reason: e.to_string(),
+                    })?;
                 Backend::OAuth {
                     http,
                     base_url: base_url.trim_end_matches('/').to_owned(),
                 }
             }
         };
-        Self {
+        Ok(Self {
             backend,
             runtime_arn: config.runtime_arn.as_str().to_owned(),
             qualifier: config.qualifier.clone(),
             timeouts: config.timeouts,
-        }
+        })
     }
 
     /// Wraps an SDK client built elsewhere (tests, custom credential providers).

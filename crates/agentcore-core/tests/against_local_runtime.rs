@@ -377,7 +377,7 @@ async fn oauth_mode_sends_the_callers_bearer_token() {
     })
     .await;
     let config = config(&server, &[("AGENTCORE_AUTH_MODE", "oauth")]);
-    let client = AgentCoreClient::new(&config).await;
+    let client = AgentCoreClient::new(&config).await.expect("client");
     let with_token = |token: &'static str| {
         let mut h = HeaderMap::new();
         h.insert(
