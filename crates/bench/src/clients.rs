@@ -203,7 +203,7 @@ pub(crate) async fn invoke_harness(
     stamps: bool,
 ) -> Result<Timed> {
     let submitted = process.submit(function.event(payload)?)?;
-    read_harness(submitted, function, stamps, false).await
+    read_harness(submitted, function, stamps, false, true).await
 }
 
 /// Reads an invocation's answer from the Runtime API.
@@ -212,6 +212,7 @@ pub(crate) async fn read_harness(
     function: Function,
     stamps: bool,
     keep: bool,
+    expect_ok: bool,
 ) -> Result<Timed> {
     let mut events = submitted.events;
     let start = tokio::time::timeout(Duration::from_secs(60), submitted.served)
@@ -229,16 +230,43 @@ pub(crate) async fn read_harness(
             .with_context(|| format!("{}: no progress for 120 s", function.name()))?
             .with_context(|| format!("{}: the answer was never posted", function.name()))?;
         match ev {
-            RtEvent::Chunk { at, wall_us, bytes } => obs.feed(at, wall_us, &bytes)?,
+            RtEvent::Chunk { at, wall_us, bytes } => {
+                if std::env::var_os("BENCH_DEBUG_CHUNKS").is_some() {
+                    eprintln!(
+                        "bench: chunk +{:.3} ms, {} bytes",
+                        ms(at - start),
+                        bytes.len()
+                    );
+                }
+                obs.feed(at, wall_us, &bytes)?
+            }
             RtEvent::Done(at) => break at,
             RtEvent::Failed(why) => return fail(format!("{}: {why}", function.name())),
         }
     };
     obs.check_ok(function.name())?;
-    if function == Function::Option1 {
+    if function == Function::Option1 && expect_ok {
         check_buffered_ok(&obs.body, function.name())?;
     }
     Ok(Timed { start, obs, done })
+}
+
+/// The status code and error code of a buffered (v1) Lambda response.
+pub(crate) fn buffered_status(body: &[u8]) -> (Option<u64>, Option<String>) {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return (None, None);
+    };
+    let status = v.get("statusCode").and_then(Value::as_u64);
+    let code = v
+        .get("body")
+        .and_then(Value::as_str)
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+        .and_then(|b| {
+            b.pointer("/error/code")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    (status, code)
 }
 
 /// Fails unless a buffered (v1) Lambda response says 200.
@@ -251,6 +279,35 @@ fn check_buffered_ok(body: &[u8], what: &str) -> Result<()> {
             let text = String::from_utf8_lossy(body);
             let head: String = text.chars().take(300).collect();
             fail(format!("{what}: status {other:?}: {head}"))
+        }
+    }
+}
+
+/// Requests through the stack that failed and were retried (see [`retry`]).
+pub(crate) static STACK_RETRIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs a request through the stack, retrying up to twice: a function under
+/// `cargo lambda watch` occasionally dies on a dropped Runtime API connection
+/// (`IncompleteMessage`) and watch starts a new one on the next request. Retries are
+/// reported in the notes.
+pub(crate) async fn retry<F, Fut>(what: &str, mut f: F) -> Result<Timed>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Timed>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f().await {
+            Ok(t) => return Ok(t),
+            Err(e) if attempt < 3 => {
+                eprintln!("bench: {what} failed (attempt {attempt}), retrying: {e}");
+                if let Ok(mut log) = STACK_RETRIES.lock() {
+                    log.push(format!("{what}: {e}"));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
         }
     }
 }

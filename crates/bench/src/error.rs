@@ -19,14 +19,29 @@ pub(crate) trait Context<T> {
     fn with_context<D: Display>(self, what: impl FnOnce() -> D) -> Result<T>;
 }
 
-impl<T, E: Display> Context<T> for std::result::Result<T, E> {
+impl<T, E: std::error::Error> Context<T> for std::result::Result<T, E> {
     fn context(self, what: impl Display) -> Result<T> {
-        self.map_err(|e| BenchError(format!("{what}: {e}")))
+        self.map_err(|e| BenchError(format!("{what}: {}", chain(&e))))
     }
 
     fn with_context<D: Display>(self, what: impl FnOnce() -> D) -> Result<T> {
-        self.map_err(|e| BenchError(format!("{}: {e}", what())))
+        self.map_err(|e| BenchError(format!("{}: {}", what(), chain(&e))))
     }
+}
+
+/// An error and its sources, `outer: inner: ...`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 impl<T> Context<T> for Option<T> {

@@ -316,7 +316,19 @@ impl FunctionProcess {
         let log_err = log_file
             .try_clone()
             .with_context(|| format!("opening the function log {}", log.display()))?;
-        let mut cmd = Command::new(binary);
+        // Diagnosis only: BENCH_FUNCTION_WRAPPER="strace -f -tt -o /tmp/trace" runs the
+        // function under a wrapper (the PID, and so /proc readings, are then the wrapper's).
+        let wrapper: Vec<String> = std::env::var("BENCH_FUNCTION_WRAPPER")
+            .map(|w| w.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         // A clean environment, like Lambda's: nothing of the caller's AWS set-up leaks in.
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -384,6 +396,13 @@ impl FunctionProcess {
 
     /// Kills the process (SIGKILL) and stops its Runtime API.
     pub(crate) async fn kill(mut self) {
+        if std::env::var_os("BENCH_FUNCTION_WRAPPER").is_some() {
+            // Let a wrapper (valgrind, strace) write its output: SIGTERM, then wait.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.pid.to_string()])
+                .status();
+            let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        }
         let _ = self.child.kill().await;
         self.api.shutdown().await;
     }

@@ -30,6 +30,8 @@ pub(crate) struct Observer {
     keep: bool,
     /// The body, when asked to keep it.
     pub(crate) body: Vec<u8>,
+    /// First chunk of any kind (the prelude's, when framed).
+    pub(crate) first_chunk: Option<Instant>,
     /// First body byte (after any prelude).
     pub(crate) first_body: Option<Instant>,
     /// Body bytes seen (prelude excluded).
@@ -52,6 +54,7 @@ impl Observer {
             sse_buf: Vec::new(),
             keep,
             body: Vec::new(),
+            first_chunk: None,
             first_body: None,
             body_bytes: 0,
             latencies_us: Vec::new(),
@@ -61,6 +64,9 @@ impl Observer {
 
     /// Feeds one chunk received at `at` (monotonic) / `wall_us` (wall clock, µs).
     pub(crate) fn feed(&mut self, at: Instant, wall_us: u128, chunk: &[u8]) -> Result<()> {
+        if self.first_chunk.is_none() && !chunk.is_empty() {
+            self.first_chunk = Some(at);
+        }
         let body: &[u8] = if self.in_prelude {
             self.prelude_buf.extend_from_slice(chunk);
             let Some(end) = self.prelude_buf.windows(8).position(|w| w == [0u8; 8]) else {

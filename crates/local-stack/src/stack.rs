@@ -288,7 +288,13 @@ impl Stack {
                     .send()
                     .await
                 {
-                    Ok(resp) if resp.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => break,
+                    // The body is read to the end: a response dropped unread closes the
+                    // connection early, and watch then cuts the function's Runtime API call,
+                    // which makes the function exit (and watch does not restart it).
+                    Ok(resp) if resp.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                        let _ = resp.bytes().await;
+                        break;
+                    }
                     _ => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }

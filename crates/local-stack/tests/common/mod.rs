@@ -385,6 +385,12 @@ pub fn v1_post(body: &str) -> Value {
     v1_event("POST", &[], Some(body))
 }
 
+/// The functions' log (`cargo lambda watch` output).
+pub fn watch_log() -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-watch.log"))
+        .unwrap_or_default()
+}
+
 /// Option 1 through `Invoke`: returns the v1 response document's status, headers and body,
 /// after checking the document's shape.
 pub async fn invoke_option1(event: &Value) -> (Answer, Value) {
@@ -418,19 +424,24 @@ pub async fn invoke_option1(event: &Value) -> (Answer, Value) {
     let status = doc["statusCode"]
         .as_u64()
         .unwrap_or_else(|| panic!("no statusCode in {doc}"));
-    let headers = doc["headers"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no headers object in {doc}"))
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_ascii_lowercase(),
-                v.as_str()
-                    .unwrap_or_else(|| panic!("header {k} is not a string in {doc}"))
-                    .to_owned(),
-            )
-        })
-        .collect();
+    // lambda_http writes every header into `multiValueHeaders` (API Gateway merges both maps).
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for key in ["headers", "multiValueHeaders"] {
+        let map = doc[key]
+            .as_object()
+            .unwrap_or_else(|| panic!("no {key} object in {doc}"));
+        for (name, value) in map {
+            let values: Vec<&str> = match value {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+                other => panic!("header {name} is {other} in {doc}"),
+            };
+            let name = name.to_ascii_lowercase();
+            if !headers.iter().any(|(k, _)| *k == name) {
+                headers.extend(values.into_iter().map(|v| (name.clone(), v.to_owned())));
+            }
+        }
+    }
     let body = doc["body"]
         .as_str()
         .unwrap_or_else(|| panic!("no body string in {doc}"));
