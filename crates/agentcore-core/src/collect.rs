@@ -44,57 +44,75 @@ fn essence(content_type: &str) -> String {
 }
 
 /// Reads the whole answer, failing with [`UpstreamKind::ResponseTooLarge`] as soon as the
-/// raw body passes `max_bytes` (so memory stays bounded), and again if the final JSON
-/// document would (decoding can grow the text through escaping).
+/// raw body or the document being built passes `max_bytes` (so memory stays bounded), and
+/// again if the final JSON document would (escaping can grow the text).
+///
+/// An event stream is decoded chunk by chunk as it arrives: the raw body is never held
+/// whole, and the SSE parser only ever sees one chunk's worth of unparsed input (fed one
+/// multi-megabyte buffer, its per-line buffer copies made collection quadratic).
 pub async fn collect(
     resp: AgentResponse,
     max_bytes: usize,
 ) -> Result<CollectedAnswer, UpstreamError> {
     let content_type = resp.content_type.clone();
     let session_id = resp.session_id.clone();
-    let mut chunks = resp.into_chunks();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > max_bytes {
-            return Err(too_large(body.len() + chunk.len(), max_bytes));
+    let mut received = 0usize;
+    let chunks = resp.into_chunks().map(move |item| {
+        let chunk = item?;
+        received += chunk.len();
+        if received > max_bytes {
+            return Err(too_large(received, max_bytes));
         }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+        Ok(chunk)
+    });
 
     let (response, text) = if is_event_stream(&content_type) {
-        let events = sse::decode_all(&body).await.map_err(|e| {
-            UpstreamError::new(
-                UpstreamKind::Internal,
-                format!("agent sent an invalid event stream: {e}"),
-            )
-        })?;
-        let mut joined = String::with_capacity(body.len());
-        let mut text = String::with_capacity(body.len());
-        for (i, event) in events.iter().enumerate() {
-            if i > 0 {
+        let mut events = std::pin::pin!(sse::decode(chunks));
+        let mut joined = String::new();
+        let mut text = String::new();
+        let mut first = true;
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| match e {
+                sse::DecodeError::Transport(upstream) => upstream,
+                other => UpstreamError::new(
+                    UpstreamKind::Internal,
+                    format!("agent sent an invalid event stream: {other}"),
+                ),
+            })?;
+            if !first {
                 joined.push('\n');
             }
+            first = false;
             joined.push_str(&event.data);
             text.push_str(&sse::event_text(&event.data));
+            if joined.len() + text.len() > max_bytes {
+                return Err(too_large(joined.len() + text.len(), max_bytes));
+            }
         }
         (Value::String(joined), text)
-    } else if is_json(&content_type) {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::String(s)) => (Value::String(s.clone()), s),
-            Ok(v) => {
-                let text = v.to_string();
-                (v, text)
-            }
-            Err(_) => {
-                let s = String::from_utf8_lossy(&body).into_owned();
-                (Value::String(s.clone()), s)
-            }
-        }
     } else {
-        let s = String::from_utf8_lossy(&body).into_owned();
-        (Value::String(s.clone()), s)
+        let mut body = BytesMut::new();
+        let mut chunks = std::pin::pin!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk?);
+        }
+        let body = body.freeze();
+        if is_json(&content_type) {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::String(s)) => (Value::String(s.clone()), s),
+                Ok(v) => {
+                    let text = v.to_string();
+                    (v, text)
+                }
+                Err(_) => {
+                    let s = String::from_utf8_lossy(&body).into_owned();
+                    (Value::String(s.clone()), s)
+                }
+            }
+        } else {
+            let s = String::from_utf8_lossy(&body).into_owned();
+            (Value::String(s.clone()), s)
+        }
     };
 
     let answer = CollectedAnswer {
@@ -103,13 +121,28 @@ pub async fn collect(
         content_type,
         text,
     };
-    let size = serde_json::to_vec(&answer)
-        .map(|v| v.len())
+    let mut counter = ByteCounter(0);
+    let size = serde_json::to_writer(&mut counter, &answer)
+        .map(|()| counter.0)
         .unwrap_or(usize::MAX);
     if size > max_bytes {
         return Err(too_large(size, max_bytes));
     }
     Ok(answer)
+}
+
+/// Measures serialized size without holding the serialized bytes.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn too_large(size: usize, max: usize) -> UpstreamError {
