@@ -1217,9 +1217,9 @@ async fn option1(ctx: &mut Ctx) -> Result<()> {
                 "Finding (option 1): a {size}-byte SSE answer is refused with MAX_RESPONSE_BYTES=6000000 ({why}). \
                  `agentcore_core::collect` builds `{{session_id, response, content_type, text}}` where `response` \
                  (the SSE `data` payloads joined, JSON-escaped again) and `text` (the decoded text) each carry the \
-                 whole answer, and then checks the serialised document against MAX_RESPONSE_BYTES, so the largest \
-                 answer option 1 can return is about half the limit (~3 MB of SSE). The peak RSS figure for this \
-                 size is still measured (the function collects the whole answer before refusing it); the \
+                 whole answer (the issue asks for both fields), and it refuses as soon as the document being \
+                 built passes MAX_RESPONSE_BYTES, so the largest answer option 1 can return is about half the \
+                 limit (~3 MB of SSE). The peak RSS row for this size is the memory used up to the refusal; the \
                  {OPTION1_FITS}-byte row is the largest size that fits."
             ));
         }
