@@ -25,6 +25,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use crate::server::BackgroundServer;
+
 /// API Gateway's REST payload limit.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 /// API Gateway REST's default integration timeout for buffered integrations.
@@ -111,9 +113,7 @@ struct AppState {
 
 /// A running emulator.
 pub struct ApiGateway {
-    addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: BackgroundServer,
 }
 
 impl ApiGateway {
@@ -133,36 +133,18 @@ impl ApiGateway {
         let app = Router::new()
             .route("/{api}/{*rest}", any(handle))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "API Gateway emulator stopped");
-            }
-        });
-        Ok(Self {
-            addr,
-            shutdown: Some(tx),
-            task,
-        })
+        let server = BackgroundServer::start(config.listen, app, "API Gateway emulator").await?;
+        Ok(Self { server })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Stops serving.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task.abort();
-        let _ = self.task.await;
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -24,6 +24,8 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use crate::server::BackgroundServer;
+
 /// Headers that describe the hop between watch and us, not the function's answer.
 const HOP_HEADERS: &[&str] = &[
     "transfer-encoding",
@@ -52,9 +54,7 @@ struct ShimState {
 
 /// A running shim.
 pub struct LambdaShim {
-    addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: BackgroundServer,
 }
 
 impl LambdaShim {
@@ -70,36 +70,18 @@ impl LambdaShim {
                 post(invoke_with_response_stream),
             )
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "Lambda streaming shim stopped");
-            }
-        });
-        Ok(Self {
-            addr,
-            shutdown: Some(tx),
-            task,
-        })
+        let server = BackgroundServer::start(listen, app, "Lambda streaming shim").await?;
+        Ok(Self { server })
     }
 
     /// The endpoint URL to give the SDK for Lambda.
     pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Stops serving.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task.abort();
-        let _ = self.task.await;
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod apigw;
 pub mod lambda_shim;
+pub mod server;
 pub mod stack;
 
 pub use stack::{LogSink, Stack, StackError, StackOptions, Upstream, Urls, FUNCTIONS};
