@@ -1223,6 +1223,18 @@ async fn option1(ctx: &mut Ctx) -> Result<()> {
                  {OPTION1_FITS}-byte row is the largest size that fits."
             ));
         }
+        if refused.is_none() && median(&rss) > 24.0 {
+            ctx.notes.push(format!(
+                "Finding (option 1 peak RSS at {size} bytes: {} MiB): a buffered answer has to be in memory, \
+                 and the response format holds it twice (`response`, the SSE `data` joined, and `text`, the \
+                 decoded text); `lambda_http` then serialises the v1 response with that document as an escaped \
+                 `body` string, a third copy, before posting it to the Runtime API. Three copies of a ~2.9 MB \
+                 answer on the ~13 MiB a function process uses at rest (section 4) give this figure. The memory is \
+                 bounded by MAX_RESPONSE_BYTES (collection stops as soon as the document passes it), not by the \
+                 agent's answer; answers of this size belong on the streaming options, whose RSS stays flat.",
+                report::num(median(&rss)),
+            ));
+        }
         let rate = size as f64 / 1e6 / (median(&total) / 1e3);
         if refused.is_none() && rate < 50.0 {
             ctx.notes.push(format!(
