@@ -1235,24 +1235,6 @@ async fn option1(ctx: &mut Ctx) -> Result<()> {
                 report::num(median(&rss)),
             ));
         }
-        let rate = size as f64 / 1e6 / (median(&total) / 1e3);
-        if refused.is_none() && rate < 50.0 {
-            ctx.notes.push(format!(
-                "Finding (option 1 at {size} bytes): collecting the answer took {} ms ({} MB/s; the streaming path \
-                 moves 100 MB at over 1,000 MB/s) and peaked at {} MiB RSS. A callgrind profile of option 1 \
-                 collecting a 1 MB answer (`BENCH_FUNCTION_WRAPPER=\"valgrind --tool=callgrind \
-                 --callgrind-out-file=/tmp/cg.%p\" target/release/bench --only option1 --quick --reps 1`) \
-                 attributes 90% of instructions to `memcpy`: `agentcore_core::sse::decode_all` hands the whole \
-                 body to `eventsource-stream` 0.2.3 as one chunk, and its parser does `buffer.split_off(consumed)` \
-                 for every line (src/event_stream.rs:222), copying the rest of the body each time, which is \
-                 quadratic in the answer size (1 MB: ~37 ms; 2.9 MB: ~0.5 s; 5 MB: ~1.7 s before the refusal). \
-                 The RSS comes from the copies held at once (raw body, the decoder's copy, events, `response`, \
-                 `text`, the serialised document for the size check, the Lambda response).",
-                report::num(median(&total)),
-                report::num(rate),
-                report::num(median(&rss)),
-            ));
-        }
         ctx.fig(
             "option1",
             format!(

@@ -263,11 +263,6 @@ impl Stack {
         self.local.as_ref()
     }
 
-    /// The process group id of `cargo lambda watch` and the functions it started.
-    pub fn watch_process_group(&self) -> Option<u32> {
-        self.watch.pgid
-    }
-
     /// Waits until `cargo lambda watch` accepts connections and every function has answered
     /// a request (a `GET`, which each handler refuses with 405 without calling the agent).
     async fn wait_ready(&self) -> Result<(), StackError> {
@@ -374,11 +369,11 @@ fn pick_port(port: u16) -> Result<u16, StackError> {
         })
 }
 
-/// `cargo lambda watch` in its own process group, under a lifeline shell.
+/// `cargo lambda watch` in its own process group (so a terminal's Ctrl-C reaches only us,
+/// and we stop it in order), under a lifeline shell.
 struct WatchProcess {
     child: Child,
     lifeline: Option<ChildStdin>,
-    pgid: Option<u32>,
 }
 
 /// Runs the command given as arguments in the background, waits for stdin to close (our
@@ -448,12 +443,7 @@ impl WatchProcess {
             source,
         })?;
         let lifeline = child.stdin.take();
-        let pgid = child.id();
-        Ok(Self {
-            child,
-            lifeline,
-            pgid,
-        })
+        Ok(Self { child, lifeline })
     }
 
     async fn stop(mut self) {
