@@ -8,7 +8,10 @@
 use agentcore_core::Gateway;
 use lambda_http::{service_fn, Error};
 
-#[tokio::main]
+// One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
+// than one vCPU. `make bench` measured less CPU per byte and a flatter peak RSS than with the
+// multi-threaded runtime (BENCHMARKS.md, section 4).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     agentcore_core::telemetry::init();
     let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
