@@ -24,6 +24,30 @@ pub struct CollectedAnswer {
     pub text: String,
 }
 
+impl CollectedAnswer {
+    /// The answer as the JSON document option 1 returns.
+    ///
+    /// Written into a buffer of exactly its size: the document can be megabytes, and a
+    /// buffer grown by doubling would briefly hold both its old and its new copy, which
+    /// made this the peak of option 1's memory (heaptrack; BENCHMARKS.md, section 5).
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(self.json_len());
+        if serde_json::to_writer(&mut out, self).is_err() {
+            return String::new();
+        }
+        // serde_json writes UTF-8 only; the check costs one pass and keeps this safe.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The length of [`CollectedAnswer::to_json`], without building it.
+    fn json_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        serde_json::to_writer(&mut counter, self)
+            .map(|()| counter.0)
+            .unwrap_or(usize::MAX)
+    }
+}
+
 /// Whether a content type is server-sent events.
 pub fn is_event_stream(content_type: &str) -> bool {
     essence(content_type) == "text/event-stream"
@@ -121,10 +145,7 @@ pub async fn collect(
         content_type,
         text,
     };
-    let mut counter = ByteCounter(0);
-    let size = serde_json::to_writer(&mut counter, &answer)
-        .map(|()| counter.0)
-        .unwrap_or(usize::MAX);
+    let size = answer.json_len();
     if size > max_bytes {
         return Err(too_large(size, max_bytes));
     }
@@ -164,5 +185,21 @@ mod tests {
         assert!(is_json("application/json; charset=utf-8"));
         assert!(is_json("application/problem+json"));
         assert!(!is_json("text/plain"));
+    }
+
+    #[test]
+    fn to_json_is_the_serialized_answer_at_its_exact_size() {
+        let answer = CollectedAnswer {
+            session_id: "session-00000000-0000-4000-8000-000000000000".into(),
+            response: Value::String("\"a\"\n\"é\"".into()),
+            content_type: "text/event-stream".into(),
+            text: "aé\u{1}".into(),
+        };
+        let json = answer.to_json();
+        assert_eq!(json.len(), answer.json_len());
+        let expected = serde_json::to_string(&answer).expect("serializable");
+        assert_eq!(json, expected);
+        let back: Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(back["text"], "aé\u{1}");
     }
 }

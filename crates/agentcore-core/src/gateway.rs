@@ -76,7 +76,7 @@ impl Gateway {
         };
         let response = match outcome {
             Ok(answer) => {
-                let body = serde_json::to_string(&answer).unwrap_or_default();
+                let body = answer.to_json();
                 log_done(req.method(), 200, Some(&answer.session_id), started, None);
                 let mut resp =
                     self.response(StatusCode::OK, Some(&answer.session_id), Body::Text(body));

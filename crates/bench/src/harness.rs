@@ -450,6 +450,28 @@ pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_nanos(total_ns))
 }
 
+/// Times the threads of a process have given up their CPU so far (voluntary context
+/// switches: blocking on a socket, a futex, epoll), summed over its live threads.
+pub(crate) fn voluntary_switches(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = entry
+            .with_context(|| format!("reading {dir}"))?
+            .path()
+            .join("status");
+        let Ok(status) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .with_context(|| format!("no voluntary_ctxt_switches in {}", path.display()))?;
+    }
+    Ok(total)
+}
+
 /// Restricts every thread of process `pid` to the CPUs in `cpus` (a `taskset` list such
 /// as `0` or `0-1`). Threads it starts later inherit the mask.
 pub(crate) fn pin(pid: u32, cpus: &str) -> Result<()> {

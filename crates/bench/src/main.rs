@@ -32,7 +32,7 @@ use clients::{
     Function, Timed,
 };
 use error::{fail, Context, Result};
-use harness::{cpu_time, peak_rss_bytes, pin, FunctionProcess};
+use harness::{cpu_time, peak_rss_bytes, pin, voluntary_switches, FunctionProcess};
 use report::{median, percentile, Figure, Meta, Target, SECTIONS};
 
 /// Measures the functions and prints (or writes) BENCHMARKS.md.
@@ -133,6 +133,19 @@ impl Ctx {
         first: Option<bytes::Bytes>,
     ) -> Result<(FunctionProcess, Option<harness::Submitted>)> {
         FunctionProcess::spawn(&self.binary(f), f.name(), &self.fn_env, &self.log(f), first).await
+    }
+
+    /// Like [`Ctx::spawn`], with variables added to the function's environment.
+    async fn spawn_with_env(&self, f: Function, extra: &[(&str, &str)]) -> Result<FunctionProcess> {
+        let mut env = self.fn_env.clone();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let (p, _) =
+            FunctionProcess::spawn(&self.binary(f), f.name(), &env, &self.log(f), None).await?;
+        Ok(p)
     }
 
     /// A process of `f`, already past its first invocation (client connected).
@@ -920,6 +933,8 @@ struct HarnessRun {
     peak_rss: u64,
     function_cpu: Duration,
     driver_cpu: Duration,
+    /// Voluntary context switches of the function during the answer.
+    function_waits: u64,
 }
 
 /// Streams `pl` through a fresh option 2 process; with `cpu` set, the process is pinned
@@ -931,16 +946,19 @@ async fn harness_run(ctx: &Ctx, pl: &Value, cpu: Option<&str>) -> Result<Harness
         if let Some(cpus) = cpu {
             pin(p.pid(), cpus)?;
         }
+        let w0 = voluntary_switches(p.pid())?;
         let c0 = cpu_time(p.pid())?;
         let m0 = cpu_time(me)?;
         let timed = invoke_harness(&p, Function::Option2, pl, false).await?;
         let m1 = cpu_time(me)?;
         let c1 = cpu_time(p.pid())?;
+        let w1 = voluntary_switches(p.pid())?;
         Ok(HarnessRun {
             timed,
             peak_rss: peak_rss_bytes(p.pid())?,
             function_cpu: c1.saturating_sub(c0),
             driver_cpu: m1.saturating_sub(m0),
+            function_waits: w1.saturating_sub(w0),
         })
     }
     .await;
@@ -1042,6 +1060,8 @@ async fn throughput_sizes(
         let (mut d_iso, mut h_iso, mut ratio_iso) = (vec![], vec![], vec![]);
         // CPU 0 during direct; CPU 0 and 1 during option 2; CPU 0 and 1 during the relay.
         let mut iso_busy: [Vec<f64>; 5] = Default::default();
+        // Voluntary context switches per 100 MB: the function, the relay.
+        let mut iso_waits: [Vec<f64>; 2] = Default::default();
         let (mut busy_direct, mut busy_harness, mut ceiling) = (vec![], vec![], vec![]);
         for _ in 0..reps {
             // Shared: the driver (agent, Runtime API, clients) and the function on all CPUs.
@@ -1088,7 +1108,9 @@ async fn throughput_sizes(
                 check_size(&run.timed, size, "option 2 harness (CPU 1)")?;
                 pin(relay.pid(), "1")?;
                 let (m0, r0) = (cpu_time(me)?, cpu_time(relay.pid())?);
+                let rw0 = voluntary_switches(relay.pid())?;
                 let tr = via_relay.invoke(&pl, false).await;
+                let rw1 = voluntary_switches(relay.pid())?;
                 let (m1, r1) = (cpu_time(me)?, cpu_time(relay.pid())?);
                 pin(relay.pid(), &pinned.all)?;
                 drop(pinned);
@@ -1099,6 +1121,9 @@ async fn throughput_sizes(
                 iso_busy[2].push(busy(run.function_cpu, &run.timed));
                 iso_busy[3].push(busy(m1.saturating_sub(m0), &tr));
                 iso_busy[4].push(busy(r1.saturating_sub(r0), &tr));
+                let per_100mb = |n: u64| n as f64 * 100_000_000.0 / size as f64;
+                iso_waits[0].push(per_100mb(run.function_waits));
+                iso_waits[1].push(per_100mb(rw1.saturating_sub(rw0)));
                 check_size(&tr, size, "bare relay (CPU 1)")?;
                 d_iso.push(td.mb_per_s());
                 h_iso.push(run.timed.mb_per_s());
@@ -1211,6 +1236,18 @@ async fn throughput_sizes(
                         Target::None,
                     );
                 }
+                for (name, samples) in ["function", "bare relay"]
+                    .into_iter()
+                    .zip(iso_waits.iter().cloned())
+                {
+                    ctx.fig(
+                        "throughput",
+                        format!("{label}, isolated: {name} waits (voluntary context switches) per 100 MB"),
+                        "",
+                        samples,
+                        Target::None,
+                    );
+                }
             }
         }
         ctx.fig(
@@ -1280,11 +1317,16 @@ async fn throughput_sizes(
                  {}): what bounds option 2 is waiting between the processes, not CPU. The function also spends \
                  more CPU per byte than the relay ({} ms per 100 MB; the relay copies 256 KiB at a time with no \
                  HTTP framing) and, per `perf record`, nearly all of it in the kernel copying and pushing TCP \
-                 segments. What we have not proven is where the waiting comes from; the suspect is the per-chunk \
-                 path: the function forwards ~1,800 chunks per 100 MB (the AWS SDK's reads, ~56 KiB each: `chunks` \
-                 in its `stream complete` log line), each handed through `lambda_runtime`'s rendezvous body \
-                 channel (capacity 0) to its own write on the Runtime API connection. Next step: coalesce chunks \
-                 that are already waiting into fewer, larger writes and measure again. With shared CPUs (every \
+                 segments. What we have not pinned down is where the waiting comes from. Ruled out so far: the \
+                 number of writes (joining the chunks already waiting into frames of up to 256 KiB took the \
+                 function from ~1,780 to ~380 writes per 100 MB and left this ratio at ~80%, so that change was \
+                 not kept), Nagle (TCP_NODELAY is on for both of the function's connections) and blocking per \
+                 chunk (the function gives up its CPU only ~60-140 times per 100 MB, see the waits rows). Still \
+                 open: the function reads the agent's answer only as its consumer asks for it (hyper's \
+                 one-chunk-at-a-time body channel, then `lambda_runtime`'s rendezvous channel), where the relay \
+                 keeps reading while it writes, and the Runtime API end is the driver's HTTP server rather than \
+                 the SDK client that direct uses; a run on AWS would tell which of these matters there. \
+                 With shared CPUs (every \
                  process on both CPUs) option 2 reached {}% of direct and the relay {}%: there the bound is CPU \
                  work ({} of {ncpu} CPUs busy); the harness path's CPU time spread over {ncpu} CPUs with no idle \
                  time would reach at most {}% of direct.",
@@ -1328,6 +1370,25 @@ async fn throughput_sizes(
 
 /// carries the answer twice; see the notes it writes).
 const OPTION1_FITS: u64 = 2_900_000;
+
+/// glibc with a fixed mmap threshold (128 KiB, its default starting value): large buffers
+/// are mapped and unmapped on every allocation instead of reused from the heap.
+const FIXED_MMAP_THRESHOLD: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072");
+
+/// One big answer collected by a fresh option 1 process: its timing and the process's
+/// peak RSS (bytes).
+async fn option1_big_answer(ctx: &Ctx, big: &Value, env: &[(&str, &str)]) -> Result<(Timed, u64)> {
+    let f = Function::Option1;
+    let p = ctx.spawn_with_env(f, env).await?;
+    let measured: Result<(Timed, u64)> = async {
+        let submitted = p.submit(f.event(big)?)?;
+        let t = read_harness(submitted, f, false, true, false).await?;
+        Ok((t, peak_rss_bytes(p.pid())?))
+    }
+    .await;
+    p.kill().await;
+    measured
+}
 
 fn size_label_exact(bytes: u64) -> String {
     if bytes % 1_000_000 == 0 {
@@ -1425,18 +1486,13 @@ async fn option1(ctx: &mut Ctx) -> Result<()> {
     for size in sizes {
         let big = payload(json!({"total_bytes": size}));
         let mut rss = Vec::new();
+        let mut rss_fixed_threshold = Vec::new();
         let mut total = Vec::new();
         let mut refused = None;
         for _ in 0..reps {
-            let (p, _) = ctx.spawn(f, None).await?;
-            let measured: Result<(Timed, u64)> = async {
-                let submitted = p.submit(f.event(&big)?)?;
-                let t = read_harness(submitted, f, false, true, false).await?;
-                Ok((t, peak_rss_bytes(p.pid())?))
-            }
-            .await;
-            p.kill().await;
-            let (t, peak) = measured?;
+            let (t, peak) = option1_big_answer(ctx, &big, &[]).await?;
+            let (_, peak_fixed) = option1_big_answer(ctx, &big, &[FIXED_MMAP_THRESHOLD]).await?;
+            rss_fixed_threshold.push(peak_fixed as f64 / 1_048_576.0);
             match clients::buffered_status(&t.obs.body) {
                 (Some(200), _) if t.obs.body_bytes >= size => {}
                 (status, code) => {
@@ -1467,16 +1523,34 @@ async fn option1(ctx: &mut Ctx) -> Result<()> {
         }
         if refused.is_none() && median(&rss) > 24.0 {
             ctx.notes.push(format!(
-                "Finding (option 1 peak RSS at {size} bytes: {} MiB): a buffered answer has to be in memory, \
-                 and the response format holds it twice (`response`, the SSE `data` joined, and `text`, the \
-                 decoded text); `lambda_http` then serialises the v1 response with that document as an escaped \
-                 `body` string, a third copy, before posting it to the Runtime API. Three copies of a ~2.9 MB \
-                 answer on the ~13 MiB a function process uses at rest (section 4) give this figure. The memory is \
-                 bounded by MAX_RESPONSE_BYTES (collection stops as soon as the document passes it), not by the \
-                 agent's answer; answers of this size belong on the streaming options, whose RSS stays flat.",
+                "Finding (option 1 peak RSS at {size} bytes: {} MiB): a buffered answer has to be in memory. \
+                 The response format holds it twice (`response`, the SSE `data` joined, and `text`, the decoded \
+                 text), the JSON document holds both again, and `lambda_runtime` serialises the v1 response with \
+                 that document as an escaped `body` string, growing its buffer by doubling (heaptrack of \
+                 `target/profiling/option1-api-gateway`: the heap peaks at ~11 MB there, after \
+                 `CollectedAnswer::to_json` was made to write at its exact size, down from ~18 MB). The rest is \
+                 glibc: once a large block has been freed, its dynamic mmap threshold rises and later large \
+                 buffers come from the heap, whose freed pages stay resident. With that threshold fixed \
+                 (`GLIBC_TUNABLES={}`) the same answer peaks at {} MiB; the setting is not shipped because it \
+                 makes every large read buffer an mmap/munmap pair, which cut option 2's throughput sharply in the \
+                 same test. The memory is bounded by MAX_RESPONSE_BYTES, not by the agent's answer; answers of \
+                 this size belong on the streaming options, whose RSS stays flat.",
                 report::num(median(&rss)),
+                FIXED_MMAP_THRESHOLD.1,
+                report::num(median(&rss_fixed_threshold)),
             ));
         }
+        ctx.fig(
+            "option1",
+            format!(
+                "{}: option 1 peak RSS with GLIBC_TUNABLES={}{suffix}",
+                size_label_exact(size),
+                FIXED_MMAP_THRESHOLD.1
+            ),
+            "MiB",
+            rss_fixed_threshold,
+            Target::None,
+        );
         ctx.fig(
             "option1",
             format!(
@@ -1508,7 +1582,11 @@ async fn option1(ctx: &mut Ctx) -> Result<()> {
              → end of body). Added = path − direct of the same repetition; the paced answer itself takes ~100 ms. \
              Memory: a {size}-byte SSE answer (`total_bytes`) collected by a fresh option 1 process per repetition \
              ({reps} repetitions) with MAX_RESPONSE_BYTES=6000000; VmHWM read after the answer (when that size is \
-             refused, also the largest size that fits, {OPTION1_FITS} bytes)."
+             refused, also the largest size that fits, {OPTION1_FITS} bytes). Each repetition also runs a second \
+             fresh process with `{}={}` in its environment, to show how much of the peak is glibc keeping freed \
+             heap pages resident.",
+            FIXED_MMAP_THRESHOLD.0,
+            FIXED_MMAP_THRESHOLD.1
         ),
     ));
     Ok(())
