@@ -1073,6 +1073,8 @@ async fn throughput_sizes(
         let mut iso_busy: [Vec<f64>; 5] = Default::default();
         // Voluntary context switches per 100 MB: the function, the relay.
         let mut iso_waits: [Vec<f64>; 2] = Default::default();
+        // Option 2's ceiling with CPU 0 fully busy at the driver's CPU cost per byte.
+        let mut driver_ceiling = vec![];
         let (mut busy_direct, mut busy_harness, mut ceiling) = (vec![], vec![], vec![]);
         for _ in 0..reps {
             // Shared: the driver (agent, Runtime API, clients) and the function on all CPUs.
@@ -1134,6 +1136,8 @@ async fn throughput_sizes(
                 };
                 let busy = |cpu: Duration, t: &Timed| cpu.as_secs_f64() / (t.total_ms() / 1e3);
                 iso_busy[0].push(busy(direct_cpu, &td));
+                let driver_max_mb_per_s = size as f64 / 1e6 / run.driver_cpu.as_secs_f64();
+                driver_ceiling.push(100.0 * driver_max_mb_per_s / td.mb_per_s());
                 iso_busy[1].push(busy(run.driver_cpu, &run.timed));
                 iso_busy[2].push(busy(run.function_cpu, &run.timed));
                 iso_busy[3].push(busy(m1.saturating_sub(m0), &tr));
@@ -1253,6 +1257,15 @@ async fn throughput_sizes(
                         Target::None,
                     );
                 }
+                ctx.fig(
+                    "throughput",
+                    format!(
+                        "{label}, isolated: option 2 / direct if CPU 0 were fully busy (driver's CPU per byte)"
+                    ),
+                    "%",
+                    driver_ceiling.clone(),
+                    Target::None,
+                );
                 for (name, samples) in ["function", "bare relay"]
                     .into_iter()
                     .zip(iso_waits.iter().cloned())
@@ -1331,18 +1344,20 @@ async fn throughput_sizes(
                  relay in its place reached {}%: a process on the path can keep up with direct here, and option 2 \
                  gets {}% of the relay's throughput. While option 2 streams, neither CPU is saturated (CPU 0 {} \
                  busy, the function's CPU 1 {}), whereas direct keeps CPU 0 {} busy and the relay run {} (relay: \
-                 {}): what bounds option 2 is waiting between the processes, not CPU. The function also spends \
+                 {}): neither process on option 2's path runs its CPU flat out. The function also spends \
                  more CPU per byte than the relay ({} ms per 100 MB; the relay copies 256 KiB at a time with no \
                  HTTP framing) and, per `perf record`, nearly all of it in the kernel copying and pushing TCP \
-                 segments. What we have not pinned down is where the waiting comes from. Ruled out so far: the \
-                 number of writes (joining the chunks already waiting into frames of up to 256 KiB took the \
-                 function from ~1,780 to ~380 writes per 100 MB and left this ratio at ~80%, so that change was \
-                 not kept), Nagle (TCP_NODELAY is on for both of the function's connections) and blocking per \
-                 chunk (the function gives up its CPU only ~60-140 times per 100 MB, see the waits rows). Still \
-                 open: the function reads the agent's answer only as its consumer asks for it (hyper's \
-                 one-chunk-at-a-time body channel, then `lambda_runtime`'s rendezvous channel), where the relay \
-                 keeps reading while it writes, and the Runtime API end is the driver's HTTP server rather than \
-                 the SDK client that direct uses; a run on AWS would tell which of these matters there. \
+                 segments. Part of the bound is the harness itself: the driver's Runtime API (an HTTP server \
+                 receiving the chunked `/response` POST and handing each chunk to the observer) costs CPU 0 more \
+                 per byte than the SDK client that reads the direct answer, so even with CPU 0 fully busy option 2 \
+                 could reach only {}% of direct in this set-up. The rest, down to {}%, is waiting between the \
+                 processes, and what we have not pinned down is where it comes from. Ruled out so far, each \
+                 measured at ~80% and not kept: fewer writes (joining the chunks already waiting into frames of \
+                 up to 256 KiB: ~1,780 -> ~380 writes per 100 MB) and reading ahead (the agent's answer read by \
+                 a task of its own, up to 4 chunks ahead of the writer); also Nagle (TCP_NODELAY is on for both of \
+                 the function's connections) and blocking per chunk (the function gives up its CPU only ~100 \
+                 times per 100 MB, see the waits rows). A run on AWS, where the consumer is Lambda's own \
+                 front end, would tell how much of this is the local set-up. \
                  With shared CPUs (every \
                  process on both CPUs) option 2 reached {}% of direct and the relay {}%: there the bound is CPU \
                  work ({} of {ncpu} CPUs busy); the harness path's CPU time spread over {ncpu} CPUs with no idle \
@@ -1356,6 +1371,8 @@ async fn throughput_sizes(
                 iso(&iso_busy[3]),
                 iso(&iso_busy[4]),
                 report::num(median(&cpu) * 1e3),
+                iso(&driver_ceiling),
+                iso(&ratio_iso),
                 report::num(ratio_median),
                 report::num(median(&rratio)),
                 report::num(busy),
