@@ -426,50 +426,45 @@ pub(crate) fn peak_rss_bytes(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
-/// CPU time a process has spent on a CPU so far, summed over its live threads, to the
-/// nanosecond (`/proc/PID/task/*/schedstat`, first field). `/proc/PID/stat`'s utime and
-/// stime count 10 ms clock ticks, too coarse for an answer that streams in ~50 ms.
-pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
-    let dir = format!("/proc/{pid}/task");
-    let mut total_ns = 0u64;
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        let path = entry
-            .with_context(|| format!("reading {dir}"))?
-            .path()
-            .join("schedstat");
-        // A thread that ended since read_dir took its time with it: skip it.
-        let Ok(stat) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        total_ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|ns| ns.parse::<u64>().ok())
-            .with_context(|| format!("unexpected format of {}", path.display()))?;
-    }
-    Ok(Duration::from_nanos(total_ns))
-}
-
-/// Times the threads of a process have given up their CPU so far (voluntary context
-/// switches: blocking on a socket, a futex, epoll), summed over its live threads.
-pub(crate) fn voluntary_switches(pid: u32) -> Result<u64> {
+/// Sums a number read from `/proc/PID/task/*/FILE` over the live threads of a process.
+/// A thread that ended since the directory was read is skipped (its share is gone).
+fn sum_over_threads(pid: u32, file: &str, read: impl Fn(&str) -> Option<u64>) -> Result<u64> {
     let dir = format!("/proc/{pid}/task");
     let mut total = 0u64;
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
         let path = entry
             .with_context(|| format!("reading {dir}"))?
             .path()
-            .join("status");
-        let Ok(status) = std::fs::read_to_string(&path) else {
+            .join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        total += status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .with_context(|| format!("no voluntary_ctxt_switches in {}", path.display()))?;
+        total += read(&text).with_context(|| format!("unexpected format of {}", path.display()))?;
     }
     Ok(total)
+}
+
+/// CPU time a process has spent on a CPU so far, summed over its live threads, to the
+/// nanosecond (`schedstat`, first field). `/proc/PID/stat`'s utime and stime count 10 ms
+/// clock ticks, too coarse for an answer that streams in ~50 ms.
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
+    let ns = sum_over_threads(pid, "schedstat", |stat| {
+        stat.split_whitespace().next()?.parse().ok()
+    })?;
+    Ok(Duration::from_nanos(ns))
+}
+
+/// Times the threads of a process have given up their CPU so far (voluntary context
+/// switches: blocking on a socket, a futex, epoll), summed over its live threads.
+pub(crate) fn voluntary_switches(pid: u32) -> Result<u64> {
+    sum_over_threads(pid, "status", |status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Restricts every thread of process `pid` to the CPUs in `cpus` (a `taskset` list such
