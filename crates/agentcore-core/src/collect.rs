@@ -22,6 +22,10 @@ pub struct CollectedAnswer {
     pub content_type: String,
     /// The answer as a person reads it: JSON-string events decoded and concatenated.
     pub text: String,
+    /// Length of the JSON document, counted once by [`collect`] for its size check and
+    /// reused as the buffer size of [`CollectedAnswer::to_json`].
+    #[serde(skip)]
+    json_len: usize,
 }
 
 impl CollectedAnswer {
@@ -31,21 +35,21 @@ impl CollectedAnswer {
     /// buffer grown by doubling would briefly hold both its old and its new copy, which
     /// made this the peak of option 1's memory (heaptrack; BENCHMARKS.md, section 5).
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(self.json_len());
+        let mut out = Vec::with_capacity(self.json_len);
         if serde_json::to_writer(&mut out, self).is_err() {
             return String::new();
         }
         // serde_json writes UTF-8 only; the check costs one pass and keeps this safe.
         String::from_utf8(out).unwrap_or_default()
     }
+}
 
-    /// The length of [`CollectedAnswer::to_json`], without building it.
-    fn json_len(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        serde_json::to_writer(&mut counter, self)
-            .map(|()| counter.0)
-            .unwrap_or(usize::MAX)
-    }
+/// The length of [`CollectedAnswer::to_json`], without building it.
+fn json_len(answer: &CollectedAnswer) -> usize {
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, answer)
+        .map(|()| counter.0)
+        .unwrap_or(usize::MAX)
 }
 
 /// Whether a content type is server-sent events.
@@ -139,15 +143,16 @@ pub async fn collect(
         }
     };
 
-    let answer = CollectedAnswer {
+    let mut answer = CollectedAnswer {
         session_id,
         response,
         content_type,
         text,
+        json_len: 0,
     };
-    let size = answer.json_len();
-    if size > max_bytes {
-        return Err(too_large(size, max_bytes));
+    answer.json_len = json_len(&answer);
+    if answer.json_len > max_bytes {
+        return Err(too_large(answer.json_len, max_bytes));
     }
     Ok(answer)
 }
@@ -189,17 +194,27 @@ mod tests {
 
     #[test]
     fn to_json_is_the_serialized_answer_at_its_exact_size() {
-        let answer = CollectedAnswer {
+        let mut answer = CollectedAnswer {
             session_id: "session-00000000-0000-4000-8000-000000000000".into(),
             response: Value::String("\"a\"\n\"é\"".into()),
             content_type: "text/event-stream".into(),
             text: "aé\u{1}".into(),
+            json_len: 0,
         };
+        answer.json_len = json_len(&answer);
         let json = answer.to_json();
-        assert_eq!(json.len(), answer.json_len());
+        assert_eq!(json.len(), answer.json_len);
         let expected = serde_json::to_string(&answer).expect("serializable");
         assert_eq!(json, expected);
         let back: Value = serde_json::from_str(&json).expect("valid JSON");
         assert_eq!(back["text"], "aé\u{1}");
+        // Sorted keys (serde_json's map): no field beyond the four of the format.
+        let fields: Vec<&str> = back
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, ["content_type", "response", "session_id", "text"]);
     }
 }
