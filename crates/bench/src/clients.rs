@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::error::{fail, Context, Result};
-use crate::harness::{wall_us, FunctionProcess, RtEvent};
+use crate::harness::{wall_us, Answer, FunctionProcess};
 use crate::observe::{Framing, Observer};
 
 /// Option 2's sample Function URL event (API Gateway v2 payload).
@@ -202,47 +202,40 @@ pub(crate) async fn invoke_harness(
     payload: &Value,
     stamps: bool,
 ) -> Result<Timed> {
-    let submitted = process.submit(function.event(payload)?)?;
-    read_harness(submitted, function, stamps, false, true).await
+    let obs = harness_observer(function, stamps, false);
+    let submitted = process.submit(function.event(payload)?, obs)?;
+    read_harness(submitted, function, true).await
 }
 
-/// Reads an invocation's answer from the Runtime API.
+/// A fresh observer for an answer of `function` read from the Runtime API. `stamps` parses
+/// the demo agent's timestamps; `keep` keeps the body (always kept for option 1, whose
+/// buffered answer is checked as a whole).
+pub(crate) fn harness_observer(function: Function, stamps: bool, keep: bool) -> Observer {
+    Observer::new(
+        function.framing(),
+        stamps,
+        keep || function == Function::Option1,
+    )
+}
+
+/// Waits for an invocation's answer from the Runtime API; with `expect_ok`, an option 1
+/// answer must also say 200.
 pub(crate) async fn read_harness(
     submitted: crate::harness::Submitted,
     function: Function,
-    stamps: bool,
-    keep: bool,
     expect_ok: bool,
 ) -> Result<Timed> {
-    let mut events = submitted.events;
     let start = tokio::time::timeout(Duration::from_secs(60), submitted.served)
         .await
         .with_context(|| format!("{} did not ask for the event within 60 s", function.name()))?
         .with_context(|| format!("the Runtime API of {} stopped", function.name()))?;
-    let mut obs = Observer::new(
-        function.framing(),
-        stamps,
-        keep || function == Function::Option1,
-    );
-    let done = loop {
-        let ev = tokio::time::timeout(Duration::from_secs(120), events.recv())
-            .await
-            .with_context(|| format!("{}: no progress for 120 s", function.name()))?
-            .with_context(|| format!("{}: the answer was never posted", function.name()))?;
-        match ev {
-            RtEvent::Chunk { at, wall_us, bytes } => {
-                if std::env::var_os("BENCH_DEBUG_CHUNKS").is_some() {
-                    eprintln!(
-                        "bench: chunk +{:.3} ms, {} bytes",
-                        ms(at - start),
-                        bytes.len()
-                    );
-                }
-                obs.feed(at, wall_us, &bytes)?
-            }
-            RtEvent::Done(at) => break at,
-            RtEvent::Failed(why) => return fail(format!("{}: {why}", function.name())),
-        }
+    let answer = tokio::time::timeout(Duration::from_secs(300), submitted.answer)
+        .await
+        .with_context(|| format!("{}: no complete answer within 300 s", function.name()))?
+        .with_context(|| format!("{}: the answer was never posted", function.name()))?;
+    let Answer { obs, done } = match answer {
+        Ok(answer) => answer,
+        Err(why) => return fail(format!("{}: {why}", function.name())),
     };
     obs.check_ok(function.name())?;
     if function == Function::Option1 && expect_ok {

@@ -23,32 +23,35 @@ use futures_util::StreamExt;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::clients::ms;
+use crate::observe::Observer;
+
 use crate::error::{fail, Context, Result};
 
-/// What the Runtime API saw of one invocation's answer.
+/// An invocation's answer as the Runtime API saw it.
 #[derive(Debug)]
-pub(crate) enum RtEvent {
-    /// A piece of the response body: when it arrived (monotonic and wall clock, µs).
-    Chunk {
-        /// Monotonic arrival time.
-        at: Instant,
-        /// Wall-clock arrival time in µs since the UNIX epoch.
-        wall_us: u128,
-        /// The bytes.
-        bytes: Bytes,
-    },
-    /// The response body ended.
-    Done(Instant),
-    /// The function reported an error (`/error`) or the body broke.
-    Failed(String),
+pub(crate) struct Answer {
+    /// The observer, fed with every chunk of the `/response` body as it arrived.
+    pub(crate) obs: Observer,
+    /// When the body ended.
+    pub(crate) done: Instant,
 }
 
 /// An event handed to the Runtime API, to be served on the next `/next`.
 pub(crate) struct Submitted {
     /// When `/next` answered with the event.
     pub(crate) served: oneshot::Receiver<Instant>,
-    /// The answer, chunk by chunk.
-    pub(crate) events: mpsc::UnboundedReceiver<RtEvent>,
+    /// The answer once its body has ended, or why there is none (the function reported an
+    /// error, or the body broke).
+    pub(crate) answer: oneshot::Receiver<std::result::Result<Answer, String>>,
+}
+
+/// Where a `/response` body goes: observed inline by the handler that reads it. Handing
+/// each chunk to another task instead would cost the driver a cross-thread wake-up per
+/// chunk, on the CPU it shares with the agent in the isolated throughput runs.
+struct Sink {
+    obs: Observer,
+    answer: oneshot::Sender<std::result::Result<Answer, String>>,
 }
 
 struct Pending {
@@ -60,7 +63,7 @@ struct Pending {
 struct ApiState {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
     first_next: watch::Sender<Option<Instant>>,
-    sinks: Mutex<HashMap<String, mpsc::UnboundedSender<RtEvent>>>,
+    sinks: Mutex<HashMap<String, Sink>>,
     function_arn: String,
 }
 
@@ -132,14 +135,19 @@ impl RuntimeApi {
         self.addr.to_string()
     }
 
-    /// Queues an event (the Lambda event JSON); it is served on the next `/next`.
-    pub(crate) fn submit(&self, event: Bytes) -> Result<Submitted> {
+    /// Queues an event (the Lambda event JSON); it is served on the next `/next`, and
+    /// `obs` watches its answer.
+    pub(crate) fn submit(&self, event: Bytes, obs: Observer) -> Result<Submitted> {
         let id = uuid::Uuid::new_v4().to_string();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (answer_tx, answer_rx) = oneshot::channel();
         let (served_tx, served_rx) = oneshot::channel();
+        let sink = Sink {
+            obs,
+            answer: answer_tx,
+        };
         match self.state.sinks.lock() {
-            Ok(mut sinks) => sinks.insert(id.clone(), events_tx),
-            Err(poisoned) => poisoned.into_inner().insert(id.clone(), events_tx),
+            Ok(mut sinks) => sinks.insert(id.clone(), sink),
+            Err(poisoned) => poisoned.into_inner().insert(id.clone(), sink),
         };
         self.queue
             .send(Pending {
@@ -151,7 +159,7 @@ impl RuntimeApi {
             .context("the Runtime API queue is closed")?;
         Ok(Submitted {
             served: served_rx,
-            events: events_rx,
+            answer: answer_rx,
         })
     }
 
@@ -204,7 +212,7 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     response.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad event"))
 }
 
-fn take_sink(state: &ApiState, id: &str) -> Option<mpsc::UnboundedSender<RtEvent>> {
+fn take_sink(state: &ApiState, id: &str) -> Option<Sink> {
     match state.sinks.lock() {
         Ok(mut sinks) => sinks.remove(id),
         Err(poisoned) => poisoned.into_inner().remove(id),
@@ -216,29 +224,36 @@ async fn response(
     UrlPath(id): UrlPath<String>,
     body: Body,
 ) -> Response {
-    let sink = take_sink(&state, &id);
+    let mut sink = take_sink(&state, &id);
+    let debug_chunks = std::env::var_os("BENCH_DEBUG_CHUNKS").is_some();
     let mut stream = body.into_data_stream();
     while let Some(item) = stream.next().await {
-        match item {
-            Ok(bytes) => {
-                if let Some(sink) = &sink {
-                    let _ = sink.send(RtEvent::Chunk {
-                        at: Instant::now(),
-                        wall_us: wall_us(),
-                        bytes,
-                    });
-                }
-            }
+        let bytes = match item {
+            Ok(bytes) => bytes,
             Err(e) => {
-                if let Some(sink) = &sink {
-                    let _ = sink.send(RtEvent::Failed(format!("response body broke: {e}")));
+                if let Some(sink) = sink {
+                    let _ = sink.answer.send(Err(format!("response body broke: {e}")));
                 }
                 return plain(StatusCode::BAD_REQUEST, "body error");
             }
+        };
+        let Some(s) = &mut sink else { continue };
+        let at = Instant::now();
+        if debug_chunks {
+            let since = s.obs.first_chunk.map_or(0.0, |first| ms(at - first));
+            eprintln!("bench: chunk +{since:.3} ms, {} bytes", bytes.len());
+        }
+        if let Err(e) = s.obs.feed(at, wall_us(), &bytes) {
+            if let Some(s) = sink.take() {
+                let _ = s.answer.send(Err(e.to_string()));
+            }
         }
     }
-    if let Some(sink) = &sink {
-        let _ = sink.send(RtEvent::Done(Instant::now()));
+    if let Some(s) = sink {
+        let _ = s.answer.send(Ok(Answer {
+            obs: s.obs,
+            done: Instant::now(),
+        }));
     }
     plain(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
 }
@@ -255,7 +270,7 @@ async fn error(
         .unwrap_or("unknown")
         .to_owned();
     if let Some(sink) = take_sink(&state, &id) {
-        let _ = sink.send(RtEvent::Failed(format!(
+        let _ = sink.answer.send(Err(format!(
             "the function reported {kind}: {}",
             String::from_utf8_lossy(&body)
         )));
@@ -301,11 +316,11 @@ impl FunctionProcess {
         name: &str,
         env: &[(String, String)],
         log: &Path,
-        first: Option<Bytes>,
+        first: Option<(Bytes, Observer)>,
     ) -> Result<(Self, Option<Submitted>)> {
         let mut api = RuntimeApi::start(name).await?;
         let submitted = match first {
-            Some(event) => Some(api.submit(event)?),
+            Some((event, obs)) => Some(api.submit(event, obs)?),
             None => None,
         };
         let log_file = std::fs::OpenOptions::new()
@@ -389,9 +404,9 @@ impl FunctionProcess {
         self.pid
     }
 
-    /// Queues an event.
-    pub(crate) fn submit(&self, event: Bytes) -> Result<Submitted> {
-        self.api.submit(event)
+    /// Queues an event; `obs` watches its answer.
+    pub(crate) fn submit(&self, event: Bytes, obs: Observer) -> Result<Submitted> {
+        self.api.submit(event, obs)
     }
 
     /// Kills the process (SIGKILL) and stops its Runtime API.

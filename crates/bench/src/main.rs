@@ -28,8 +28,8 @@ use local_stack::{LogSink, Stack, StackOptions};
 use serde_json::{json, Value};
 
 use clients::{
-    invoke_harness, invoke_http, invoke_streaming_api, ms, payload, read_harness, retry, Direct,
-    Function, Timed,
+    harness_observer, invoke_harness, invoke_http, invoke_streaming_api, ms, payload, read_harness,
+    retry, Direct, Function, Timed,
 };
 use error::{fail, Context, Result};
 use harness::{cpu_time, peak_rss_bytes, pin, voluntary_switches, FunctionProcess};
@@ -55,10 +55,75 @@ struct Args {
     /// `cargo build --profile profiling --bins` then `--bin-dir target/profiling`.
     #[arg(long, value_name = "DIR", default_value = "target/release")]
     bin_dir: PathBuf,
+    /// Run with the kernel's TCP congestion control (`net.ipv4.tcp_congestion_control`) set
+    /// to ALGO, e.g. `cubic`, and put the machine's back at the end. Needs root. For A/B
+    /// runs: loopback streams depend on it (see the throughput notes).
+    #[arg(long, value_name = "ALGO")]
+    tcp_congestion: Option<String>,
     /// Internal: run as the bare TCP relay to HOST:PORT that the throughput section
     /// compares option 2 with (started by the driver itself).
     #[arg(long, value_name = "HOST:PORT", hide = true)]
     relay_to: Option<String>,
+}
+
+/// The kernel's TCP congestion control setting.
+const TCP_CONGESTION: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
+
+/// Sets the kernel's TCP congestion control for the run (`--tcp-congestion`) and puts the
+/// machine's own back when dropped, also on an early return. Every socket the run opens
+/// afterwards (agent, functions, clients) starts with the new one.
+struct TcpCongestion {
+    machine: String,
+    changed: bool,
+}
+
+impl TcpCongestion {
+    fn set(wanted: Option<&str>) -> Result<Self> {
+        let machine = read_trimmed(TCP_CONGESTION);
+        let Some(wanted) = wanted.filter(|w| *w != machine) else {
+            return Ok(Self {
+                machine,
+                changed: false,
+            });
+        };
+        std::fs::write(TCP_CONGESTION, wanted).with_context(|| {
+            format!(
+                "setting {TCP_CONGESTION} to {wanted} (needs root; available: {})",
+                read_trimmed("/proc/sys/net/ipv4/tcp_available_congestion_control")
+            )
+        })?;
+        Ok(Self {
+            machine,
+            changed: true,
+        })
+    }
+
+    /// The Environment line: what the run used, and the machine's own when it differs.
+    fn describe(&self) -> String {
+        let qdisc = read_trimmed("/proc/sys/net/core/default_qdisc");
+        if self.changed {
+            format!(
+                "congestion control {} (set by `--tcp-congestion`; the machine's is {}), default qdisc {qdisc}",
+                read_trimmed(TCP_CONGESTION),
+                self.machine
+            )
+        } else {
+            format!("congestion control {}, default qdisc {qdisc}", self.machine)
+        }
+    }
+}
+
+impl Drop for TcpCongestion {
+    fn drop(&mut self) {
+        if self.changed {
+            if let Err(e) = std::fs::write(TCP_CONGESTION, &self.machine) {
+                eprintln!(
+                    "bench: could not restore {TCP_CONGESTION} to {}: {e}",
+                    self.machine
+                );
+            }
+        }
+    }
 }
 
 /// Sizes and counts of one run.
@@ -130,7 +195,7 @@ impl Ctx {
     async fn spawn(
         &self,
         f: Function,
-        first: Option<bytes::Bytes>,
+        first: Option<(bytes::Bytes, observe::Observer)>,
     ) -> Result<(FunctionProcess, Option<harness::Submitted>)> {
         FunctionProcess::spawn(&self.binary(f), f.name(), &self.fn_env, &self.log(f), first).await
     }
@@ -254,6 +319,7 @@ async fn run(args: Args) -> Result<bool> {
         }
     }
     let load_start = read_trimmed("/proc/loadavg");
+    let tcp = TcpCongestion::set(args.tcp_congestion.as_deref())?;
 
     // The local stack, when a section needs it; its agentcore-local also serves the harness.
     let needs_stack = sections
@@ -356,7 +422,7 @@ async fn run(args: Args) -> Result<bool> {
     }
     let load_end = read_trimmed("/proc/loadavg");
     let meta = Meta {
-        environment: environment(&ctx, &args, &load_start, &load_end),
+        environment: environment(&ctx, &args, &load_start, &load_end, &tcp),
         how: std::mem::take(&mut ctx.how),
         notes: std::mem::take(&mut ctx.notes),
     };
@@ -431,7 +497,13 @@ fn cargo_lambda(root: &Path) -> PathBuf {
     }
 }
 
-fn environment(ctx: &Ctx, args: &Args, load_start: &str, load_end: &str) -> Vec<(String, String)> {
+fn environment(
+    ctx: &Ctx,
+    args: &Args,
+    load_start: &str,
+    load_end: &str,
+    tcp: &TcpCongestion,
+) -> Vec<(String, String)> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -456,7 +528,7 @@ fn environment(ctx: &Ctx, args: &Args, load_start: &str, load_end: &str) -> Vec<
         .unwrap_or_else(|_| "unknown".into());
     let mut cmd = "make bench".to_owned();
     let flags: Vec<String> = std::env::args().skip(1).collect();
-    if args.quick || args.reps.is_some() || !args.only.is_empty() {
+    if args.quick || args.reps.is_some() || !args.only.is_empty() || args.tcp_congestion.is_some() {
         cmd = format!("cargo run --release -p bench -- {}", flags.join(" "));
     }
     vec![
@@ -468,6 +540,7 @@ fn environment(ctx: &Ctx, args: &Args, load_start: &str, load_end: &str) -> Vec<
                 read_trimmed("/proc/sys/kernel/osrelease")
             ),
         ),
+        ("TCP (loopback)".into(), tcp.describe()),
         (
             "Load average (start → end)".into(),
             format!("{load_start} → {load_end}"),
@@ -525,10 +598,11 @@ async fn cold(ctx: &mut Ctx) -> Result<()> {
         let mut first = Vec::new();
         let mut first_byte = Vec::new();
         for _ in 0..reps {
-            let (p, submitted) = ctx.spawn(f, Some(f.event(&pl)?)).await?;
+            let event = (f.event(&pl)?, harness_observer(f, false, false));
+            let (p, submitted) = ctx.spawn(f, Some(event)).await?;
             cold.push(ms(p.ready - p.spawned));
             let submitted = submitted.context("the first event was not queued")?;
-            let t = read_harness(submitted, f, false, false, true).await;
+            let t = read_harness(submitted, f, true).await;
             p.kill().await;
             let t = t?;
             first.push(t.total_ms());
@@ -1075,6 +1149,9 @@ async fn throughput_sizes(
         let mut iso_waits: [Vec<f64>; 2] = Default::default();
         // Option 2's ceiling with CPU 0 fully busy at the driver's CPU cost per byte.
         let mut driver_ceiling = vec![];
+        // The same for the function: CPU 1 fully busy at the function's CPU cost per byte.
+        let mut function_ceiling = vec![];
+        let mut function_ms_isolated = vec![];
         let (mut busy_direct, mut busy_harness, mut ceiling) = (vec![], vec![], vec![]);
         for _ in 0..reps {
             // Shared: the driver (agent, Runtime API, clients) and the function on all CPUs.
@@ -1135,6 +1212,10 @@ async fn throughput_sizes(
                 iso_busy[0].push(busy(direct_cpu, &td));
                 let driver_max_mb_per_s = size as f64 / 1e6 / run.driver_cpu.as_secs_f64();
                 driver_ceiling.push(100.0 * driver_max_mb_per_s / td.mb_per_s());
+                let function_max_mb_per_s = size as f64 / 1e6 / run.function_cpu.as_secs_f64();
+                function_ceiling.push(100.0 * function_max_mb_per_s / td.mb_per_s());
+                function_ms_isolated
+                    .push(run.function_cpu.as_secs_f64() * 1e3 * 100_000_000.0 / size as f64);
                 iso_busy[1].push(busy(run.driver_cpu, &run.timed));
                 iso_busy[2].push(busy(run.function_cpu, &run.timed));
                 iso_busy[3].push(busy(m1.saturating_sub(m0), &tr));
@@ -1263,6 +1344,15 @@ async fn throughput_sizes(
                     driver_ceiling.clone(),
                     Target::None,
                 );
+                ctx.fig(
+                    "throughput",
+                    format!(
+                        "{label}, isolated: option 2 / direct if CPU 1 were fully busy (function's CPU per byte)"
+                    ),
+                    "%",
+                    function_ceiling.clone(),
+                    Target::None,
+                );
                 for (name, samples) in ["function", "bare relay"]
                     .into_iter()
                     .zip(iso_waits.iter().cloned())
@@ -1328,53 +1418,18 @@ async fn throughput_sizes(
                 ceiling,
                 Target::None,
             );
-            let iso = |v: &[f64]| {
-                if v.is_empty() {
-                    "not measured (one CPU)".to_owned()
-                } else {
-                    report::num(median(v))
-                }
-            };
-            ctx.notes.push(format!(
-                "Finding (throughput at {label}): the target is checked with the CPUs isolated (driver on CPU 0, \
-                 the function alone on CPU 1, as on Lambda). There option 2 reached {}% of direct, while a bare TCP \
-                 relay in its place reached {}%: a process on the path can keep up with direct here, and option 2 \
-                 gets {}% of the relay's throughput. While option 2 streams, neither CPU is saturated (CPU 0 {} \
-                 busy, the function's CPU 1 {}), whereas direct keeps CPU 0 {} busy and the relay run {} (relay: \
-                 {}): neither process on option 2's path runs its CPU flat out. The function also spends \
-                 more CPU per byte than the relay ({} ms per 100 MB; the relay copies 256 KiB at a time with no \
-                 HTTP framing) and, per `perf record`, nearly all of it in the kernel copying and pushing TCP \
-                 segments. Part of the bound is the harness itself: the driver's Runtime API (an HTTP server \
-                 receiving the chunked `/response` POST and handing each chunk to the observer) costs CPU 0 more \
-                 per byte than the SDK client that reads the direct answer, so even with CPU 0 fully busy option 2 \
-                 could reach only {}% of direct in this set-up. The rest, down to {}%, is waiting between the \
-                 processes, and what we have not pinned down is where it comes from. Ruled out so far, each \
-                 measured at ~80% and not kept: fewer writes (joining the chunks already waiting into frames of \
-                 up to 256 KiB: ~1,780 -> ~380 writes per 100 MB) and reading ahead (the agent's answer read by \
-                 a task of its own, up to 4 chunks ahead of the writer); also Nagle (TCP_NODELAY is on for both of \
-                 the function's connections) and blocking per chunk (the function gives up its CPU only ~100 \
-                 times per 100 MB, see the waits rows). A run on AWS, where the consumer is Lambda's own \
-                 front end, would tell how much of this is the local set-up. \
-                 With shared CPUs (every \
-                 process on both CPUs) option 2 reached {}% of direct and the relay {}%: there the bound is CPU \
-                 work ({} of {ncpu} CPUs busy); the harness path's CPU time spread over {ncpu} CPUs with no idle \
-                 time would reach at most {}% of direct.",
-                iso(&ratio_iso),
-                iso(&rratio_iso),
-                iso(&h_over_r),
-                iso(&iso_busy[1]),
-                iso(&iso_busy[2]),
-                iso(&iso_busy[0]),
-                iso(&iso_busy[3]),
-                iso(&iso_busy[4]),
-                report::num(median(&cpu) * 1e3),
-                iso(&driver_ceiling),
-                iso(&ratio_iso),
-                report::num(ratio_median),
-                report::num(median(&rratio)),
-                report::num(busy),
-                report::num(roof),
-            ));
+            ctx.notes.push(throughput_finding(&ThroughputFinding {
+                label: &label,
+                ncpu,
+                ratio: &ratio_iso,
+                relay_ratio: &rratio_iso,
+                driver_ceiling: &driver_ceiling,
+                function_ceiling: &function_ceiling,
+                busy: &iso_busy,
+                waits: &iso_waits,
+                function_ms_per_100mb: median(&function_ms_isolated),
+                shared: (ratio_median, median(&rratio), busy, roof),
+            }));
         }
         rss_by_size.push(rss);
     }
@@ -1399,6 +1454,102 @@ async fn throughput_sizes(
     Ok(())
 }
 
+/// The figures the throughput finding is written from (medians are taken here).
+struct ThroughputFinding<'a> {
+    label: &'a str,
+    ncpu: usize,
+    /// Option 2 / direct, isolated CPUs (%).
+    ratio: &'a [f64],
+    /// Bare relay / direct, isolated CPUs (%).
+    relay_ratio: &'a [f64],
+    /// Option 2 / direct if CPU 0 were fully busy (%).
+    driver_ceiling: &'a [f64],
+    /// Option 2 / direct if CPU 1 were fully busy (%).
+    function_ceiling: &'a [f64],
+    /// CPU 0 during direct; CPU 0 and 1 during option 2; CPU 0 and 1 during the relay.
+    busy: &'a [Vec<f64>; 5],
+    /// Voluntary context switches per 100 MB: the function, the relay.
+    waits: &'a [Vec<f64>; 2],
+    function_ms_per_100mb: f64,
+    /// Shared CPUs: option 2 / direct, relay / direct, CPUs busy, CPU-work ceiling.
+    shared: (f64, f64, f64, f64),
+}
+
+/// Explains what bounds option 2's throughput against direct, from the run's own figures:
+/// which side's CPU would run out first, how busy it was, and, when it was not busy, what
+/// it waited for.
+fn throughput_finding(f: &ThroughputFinding) -> String {
+    let (label, ncpu) = (f.label, f.ncpu);
+    let (shared_ratio, shared_relay, shared_busy, shared_roof) = f.shared;
+    let shared = format!(
+        "With shared CPUs (every process on both CPUs) option 2 reached {}% of direct and the relay {}%: \
+         there the bound is CPU work ({} of {ncpu} CPUs busy); the harness path's CPU time spread over \
+         {ncpu} CPUs with no idle time would reach at most {}% of direct.",
+        report::num(shared_ratio),
+        report::num(shared_relay),
+        report::num(shared_busy),
+        report::num(shared_roof),
+    );
+    if f.ratio.is_empty() {
+        return format!(
+            "Finding (throughput at {label}): not measured with isolated CPUs (one CPU). {shared}"
+        );
+    }
+    let m = |v: &[f64]| report::num(median(v));
+    let function_busy = median(&f.busy[2]);
+    let tcp = read_trimmed(TCP_CONGESTION);
+    let qdisc = read_trimmed("/proc/sys/net/core/default_qdisc");
+    let mb_s_at_128mb = 100.0 / (f.function_ms_per_100mb / 1e3) / 14.0;
+    let bound = if median(f.function_ceiling) > 100.0 && function_busy < 0.8 {
+        format!(
+            "The function's CPU is not what bounds it: it would allow {}% of direct, yet CPU 1 was only {} \
+             busy. The function waits instead, {} times per 100 MB (the relay {}). A syscall trace of the \
+             function shows what it waits for (`perf record -a -e 'syscalls:sys_exit_writev,\
+             syscalls:sys_exit_recvfrom,syscalls:sys_exit_epoll_wait' -- target/release/bench --only \
+             throughput`, then `perf script --comms option2-lambda-`; in the run that diagnosed it, about 15 \
+             times per 100 MB): its `/response` socket is full (writev returns EAGAIN), it sleeps 0.7 to 1.1 ms \
+             in epoll_wait while the driver's CPU 0 writes the agent's next ~5 MB, then it writes ~855 KiB at \
+             once. The relay's writes never hit EAGAIN. This machine's loopback TCP uses congestion control \
+             {tcp} with the qdisc {qdisc}; bbr without the fq qdisc paces every connection in the kernel, \
+             and option 2 has two more connections than direct, the second one (function to Runtime API) \
+             owned by the function. The A/B: `sudo target/release/bench --only throughput --tcp-congestion \
+             cubic` on the same binaries (kept in BENCHMARKS-tcp-cubic.md).",
+            m(f.function_ceiling),
+            report::num(function_busy),
+            m(&f.waits[0]),
+            m(&f.waits[1]),
+        )
+    } else {
+        format!(
+            "The function's CPU is what bounds it: CPU 1 was {} busy, and at the function's CPU per byte \
+             option 2 could reach at most {}% of direct with CPU 1 flat out. Forwarding costs one receive \
+             and one send per byte in the kernel (per `perf record`, about 80% of the function's CPU time is \
+             in those two syscalls): the same copies the whole direct path makes on CPU 0, where the agent's \
+             send and the client's receive also share a cache. To reach 90% here, a process on the path \
+             would have to spend at most 1.1 times what the whole direct path spends per byte.",
+            report::num(function_busy),
+            m(f.function_ceiling),
+        )
+    };
+    format!(
+        "Finding (throughput at {label}): the target is checked with the CPUs isolated (driver on CPU 0, the \
+         function alone on CPU 1, as on Lambda). Option 2 reached {}% of direct, a bare TCP relay in its \
+         place {}%. Each side's CPU time per byte gives a ceiling: the function's ({} ms per 100 MB) would \
+         allow {}% of direct with CPU 1 fully busy, the driver's (agent and Runtime API) {}% with CPU 0 \
+         fully busy; CPU 1 was {} busy and CPU 0 {}. {bound} What this means on Lambda: a streamed response \
+         is capped at 2 MiB/s after its first 6 MB, and at this CPU cost per byte a function with 128 MB \
+         (about 1/14 of a vCPU) forwards ~{} MB/s. {shared}",
+        m(f.ratio),
+        m(f.relay_ratio),
+        report::num(f.function_ms_per_100mb),
+        m(f.function_ceiling),
+        m(f.driver_ceiling),
+        report::num(function_busy),
+        m(&f.busy[1]),
+        report::num(mb_s_at_128mb),
+    )
+}
+
 /// The largest SSE answer option 1 returns under MAX_RESPONSE_BYTES=6000000 (its document
 /// carries the answer twice; see the notes it writes).
 const OPTION1_FITS: u64 = 2_900_000;
@@ -1413,8 +1564,8 @@ async fn option1_big_answer(ctx: &Ctx, big: &Value, env: &[(&str, &str)]) -> Res
     let f = Function::Option1;
     let p = ctx.spawn_with_env(f, env).await?;
     let measured: Result<(Timed, u64)> = async {
-        let submitted = p.submit(f.event(big)?)?;
-        let t = read_harness(submitted, f, false, true, false).await?;
+        let submitted = p.submit(f.event(big)?, harness_observer(f, false, true))?;
+        let t = read_harness(submitted, f, false).await?;
         Ok((t, peak_rss_bytes(p.pid())?))
     }
     .await;
