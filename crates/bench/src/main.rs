@@ -1509,11 +1509,13 @@ fn throughput_finding(f: &ThroughputFinding) -> String {
              throughput`, then `perf script --comms option2-lambda-`; in the run that diagnosed it, about 15 \
              times per 100 MB): its `/response` socket is full (writev returns EAGAIN), it sleeps 0.7 to 1.1 ms \
              in epoll_wait while the driver's CPU 0 writes the agent's next ~5 MB, then it writes ~855 KiB at \
-             once. The relay's writes never hit EAGAIN. This machine's loopback TCP uses congestion control \
-             {tcp} with the qdisc {qdisc}; bbr without the fq qdisc paces every connection in the kernel, \
-             and option 2 has two more connections than direct, the second one (function to Runtime API) \
-             owned by the function. The A/B: `sudo target/release/bench --only throughput --tcp-congestion \
-             cubic` on the same binaries (kept in BENCHMARKS-tcp-cubic.md).",
+             once. The relay's writes never hit EAGAIN. The waits come with this machine's loopback TCP, \
+             congestion control {tcp} with the qdisc {qdisc} (bbr without the fq qdisc paces every \
+             connection in the kernel; option 2 has two more connections than direct, and the second, \
+             function to Runtime API, is the function's own): the same binaries run with \
+             `sudo target/release/bench --only throughput --tcp-congestion cubic` (the run kept in \
+             BENCHMARKS-tcp-cubic.md) wait a fraction as often, every figure gets faster, direct included, \
+             and the function's CPU per byte becomes the bound (that file's finding).",
             m(f.function_ceiling),
             report::num(function_busy),
             m(&f.waits[0]),
