@@ -1523,14 +1523,18 @@ fn throughput_finding(f: &ThroughputFinding) -> String {
         )
     } else {
         format!(
-            "The function's CPU is what bounds it: CPU 1 was {} busy, and at the function's CPU per byte \
-             option 2 could reach at most {}% of direct with CPU 1 flat out. Forwarding costs one receive \
-             and one send per byte in the kernel (per `perf record`, about 80% of the function's CPU time is \
-             in those two syscalls): the same copies the whole direct path makes on CPU 0, where the agent's \
-             send and the client's receive also share a cache. To reach 90% here, a process on the path \
-             would have to spend at most 1.1 times what the whole direct path spends per byte.",
-            report::num(function_busy),
+            "The function seldom waits ({} times per 100 MB): the bound is CPU per byte, on both sides at \
+             once. Forwarding costs the function one receive and one send per byte in the kernel (in a \
+             `perf record` profile about 80% of its CPU time is in those two syscalls), about what the whole \
+             direct path costs CPU 0, where the agent's send and the client's receive also share a cache; \
+             and CPU 0 now receives what another CPU wrote. Hence the two ceilings, {}% (function) and {}% \
+             (driver), and two stages in series that are each this close to their ceiling cannot both run \
+             flat out all the time: CPU 1 was {} busy and CPU 0 {}.",
+            m(&f.waits[0]),
             m(f.function_ceiling),
+            m(f.driver_ceiling),
+            report::num(function_busy),
+            m(&f.busy[1]),
         )
     };
     format!(
