@@ -1515,7 +1515,7 @@ fn throughput_finding(f: &ThroughputFinding) -> String {
              function to Runtime API, is the function's own): the same binaries run with \
              `sudo target/release/bench --only throughput --tcp-congestion cubic` (the run kept in \
              BENCHMARKS-tcp-cubic.md) wait a fraction as often, every figure gets faster, direct included, \
-             and the function's CPU per byte becomes the bound (that file's finding).",
+             and CPU per byte becomes the bound, on both sides (that file's finding).",
             m(f.function_ceiling),
             report::num(function_busy),
             m(&f.waits[0]),
