@@ -24,9 +24,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clients::ms;
-use crate::observe::Observer;
-
 use crate::error::{fail, Context, Result};
+use crate::observe::Observer;
 
 /// An invocation's answer as the Runtime API saw it.
 #[derive(Debug)]
