@@ -29,6 +29,19 @@ pub struct CollectedAnswer {
 }
 
 impl CollectedAnswer {
+    /// An answer with its JSON length counted (the one place that sets `json_len`).
+    fn new(session_id: String, response: Value, content_type: String, text: String) -> Self {
+        let mut answer = Self {
+            session_id,
+            response,
+            content_type,
+            text,
+            json_len: 0,
+        };
+        answer.json_len = json_len(&answer);
+        answer
+    }
+
     /// The answer as the JSON document option 1 returns.
     ///
     /// Written into a buffer of exactly its size: the document can be megabytes, and a
@@ -143,14 +156,7 @@ pub async fn collect(
         }
     };
 
-    let mut answer = CollectedAnswer {
-        session_id,
-        response,
-        content_type,
-        text,
-        json_len: 0,
-    };
-    answer.json_len = json_len(&answer);
+    let answer = CollectedAnswer::new(session_id, response, content_type, text);
     if answer.json_len > max_bytes {
         return Err(too_large(answer.json_len, max_bytes));
     }
@@ -194,14 +200,12 @@ mod tests {
 
     #[test]
     fn to_json_is_the_serialized_answer_at_its_exact_size() {
-        let mut answer = CollectedAnswer {
-            session_id: "session-00000000-0000-4000-8000-000000000000".into(),
-            response: Value::String("\"a\"\n\"é\"".into()),
-            content_type: "text/event-stream".into(),
-            text: "aé\u{1}".into(),
-            json_len: 0,
-        };
-        answer.json_len = json_len(&answer);
+        let answer = CollectedAnswer::new(
+            "session-00000000-0000-4000-8000-000000000000".into(),
+            Value::String("\"a\"\n\"é\"".into()),
+            "text/event-stream".into(),
+            "aé\u{1}".into(),
+        );
         let json = answer.to_json();
         assert_eq!(json.len(), answer.json_len);
         let expected = serde_json::to_string(&answer).expect("serializable");
