@@ -2,7 +2,13 @@
 #
 # Tools the project needs beyond the Rust toolchain are pinned here and installed into
 # the project-local virtualenv .venv/ (never globally): cargo-lambda runs the functions
-# locally and packages them; cfn-lint checks the SAM templates.
+# locally and packages them; cfn-lint checks the SAM templates; the SAM CLI builds and
+# deploys them. `make run`, `test` and `lint` install only the first group (seconds); the
+# SAM CLI (about 800 MB with boto3 and its type stubs, a minute to install) comes with
+# `make setup` or the first sam-*/deploy-* target.
+#
+# aws-sam-cli 1.170.0 pins aws-sam-translator==1.115.0 and cfn-lint>=1.52,<1.59 itself, so
+# the three pins below install together (checked: one `pip install` of all four resolves).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -12,7 +18,10 @@ VENV := .venv
 CARGO_LAMBDA_VERSION := 1.9.2
 CFN_LINT_VERSION := 1.58.0
 SAM_TRANSLATOR_VERSION := 1.115.0
+SAM_CLI_VERSION := 1.170.0
+TOOL_PINS := cargo-lambda==$(CARGO_LAMBDA_VERSION) cfn-lint==$(CFN_LINT_VERSION) aws-sam-translator==$(SAM_TRANSLATOR_VERSION)
 TOOLS_STAMP := $(VENV)/.tools-$(CARGO_LAMBDA_VERSION)-$(CFN_LINT_VERSION)-$(SAM_TRANSLATOR_VERSION)
+SAM_STAMP := $(VENV)/.sam-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(SAM_TRANSLATOR_VERSION)
 
 # Tools in .venv/bin come first, so `cargo lambda` finds the pinned cargo-lambda.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -20,56 +29,96 @@ export CARGO_TERM_COLOR ?= auto
 
 FUNCTIONS := option1-api-gateway option2-lambda-url option3-api-gateway-streaming
 TEMPLATES := $(addsuffix /template.yaml,$(FUNCTIONS))
+# What `make run` and `make demo` need, built by one cargo invocation whose progress bar
+# stays on screen. The local stack's own function build then finds the functions fresh.
+STACK_PACKAGES := -p local-stack -p stream-client $(addprefix -p ,$(FUNCTIONS))
 
-.PHONY: help setup build run demo test lint bench package deploy-option1 deploy-option2 deploy-option3 clean
+# `sam build` of each option at x86_64 (this machine has no aarch64 standard library), all
+# three into one cargo target directory so the release dependencies compile once.
+SAM_ARCH ?= x86_64
+SAM_BUILD_DIR := target/sam
+
+.PHONY: help setup tools build run demo test lint check-build-graph sam-validate sam-build bench package deploy-option1 deploy-option2 deploy-option3 clean
 
 help: ## List the verbs
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: $(TOOLS_STAMP) ## Install pinned cargo-lambda and cfn-lint into .venv/
+setup: $(TOOLS_STAMP) $(SAM_STAMP) ## Install the pinned cargo-lambda, cfn-lint and SAM CLI into .venv/
+
+tools: $(TOOLS_STAMP)
 $(TOOLS_STAMP):
+	@echo "Installing the pinned tools into $(VENV)/: $(TOOL_PINS)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check --quiet \
-		cargo-lambda==$(CARGO_LAMBDA_VERSION) \
-		cfn-lint==$(CFN_LINT_VERSION) \
-		aws-sam-translator==$(SAM_TRANSLATOR_VERSION)
+	$(VENV)/bin/pip install --disable-pip-version-check --quiet --progress-bar off $(TOOL_PINS)
+	@touch $@
+
+$(SAM_STAMP): $(TOOLS_STAMP)
+	@echo "Installing the pinned SAM CLI into $(VENV)/: aws-sam-cli==$(SAM_CLI_VERSION) (about a minute)"
+	$(VENV)/bin/pip install --disable-pip-version-check --quiet --progress-bar off \
+		aws-sam-cli==$(SAM_CLI_VERSION) $(TOOL_PINS)
 	@touch $@
 
 build: ## Build every crate (debug)
 	cargo build --workspace --bins
 
-run: setup ## Run the whole system locally: agentcore-local, cargo lambda watch, local API Gateway
-	cargo build --quiet -p local-stack -p stream-client
-	cargo run --quiet -p local-stack -- run
+# `cargo run --quiet` below only starts the binary the build above made (same features:
+# see the root Cargo.toml). Add --verbose (ARGS=--verbose) to see the functions' logs inline.
+run: tools ## Run the whole system locally: agentcore-local, cargo lambda watch, local API Gateway
+	cargo build $(STACK_PACKAGES)
+	cargo run --quiet -p local-stack -- run $(ARGS)
 
-demo: setup ## Start the stack, stream one prompt through each option, stop (non-zero if any failed)
-	cargo build --quiet -p local-stack -p stream-client
-	cargo run --quiet -p local-stack -- demo
+demo: tools ## Start the stack, stream one prompt through each option, stop (non-zero if any failed)
+	cargo build $(STACK_PACKAGES)
+	cargo run --quiet -p local-stack -- demo $(ARGS)
 
-test: setup ## Run every test (unit, integration, end-to-end through cargo lambda watch)
-	cargo build --quiet --bin option1-api-gateway --bin option2-lambda-url --bin option3-api-gateway-streaming
+test: tools ## Run every test (unit, integration, end-to-end through cargo lambda watch)
+	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	cargo test --workspace --no-fail-fast
 
-lint: setup ## cargo fmt --check, clippy -D warnings, cfn-lint on the three templates
+lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint on the three templates
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint $(TEMPLATES)
 
-bench: setup ## Measure cold start, latency, throughput, memory and package size; writes BENCHMARKS.md
+check-build-graph: ## Check that the builds of run, test and cargo lambda watch share every dependency
+	$(PYTHON) .ci/check-build-graph
+
+sam-validate: $(SAM_STAMP) ## sam validate --lint on the three templates
+	@for f in $(FUNCTIONS); do \
+		echo "sam validate --lint: $$f/template.yaml"; \
+		(cd $$f && sam validate --lint --template template.yaml) || exit 1; \
+	done
+
+# One CARGO_TARGET_DIR for the three builds (the workspace's own target/ unless set): the
+# release dependencies compile once and each option adds its own LTO link. The check after
+# each build: the artifact is an x86_64 ELF executable, byte for byte the binary cargo
+# lambda built for that option.
+sam-build: $(SAM_STAMP) ## sam build --beta-features for each option at x86_64, and check each bootstrap
+	@for f in $(FUNCTIONS); do \
+		start=$$(date +%s); \
+		echo "sam build: $$f (Architecture=$(SAM_ARCH))"; \
+		(cd $$f && sam build --beta-features --template template.yaml \
+			--build-dir $(CURDIR)/$(SAM_BUILD_DIR)/$$f \
+			--parameter-overrides Architecture=$(SAM_ARCH)) || exit 1; \
+		$(PYTHON) .ci/check-bootstrap $(SAM_BUILD_DIR)/$$f/AgentFunction/bootstrap $$f $(SAM_ARCH) || exit 1; \
+		echo "sam build: $$f took $$(( $$(date +%s) - start )) s"; \
+	done
+
+bench: tools ## Measure cold start, latency, throughput, memory and package size; writes BENCHMARKS.md
 	cargo build --release --workspace --bins
 	cargo run --release -p bench -- --write BENCHMARKS.md
 
-package: setup ## Build release zips with cargo lambda (x86_64 here; see README for arm64)
+package: tools ## Build release zips with cargo lambda (x86_64 here; see README for arm64)
 	cargo lambda build --release --compiler cargo --x86-64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
 	@ls -l $(addprefix target/lambda/,$(addsuffix /bootstrap.zip,$(FUNCTIONS)))
 
-deploy-option1: ## Deploy option 1 with SAM (guided)
+deploy-option1: $(SAM_STAMP) ## Deploy option 1 with SAM (guided)
 	cd option1-api-gateway && sam build --beta-features && sam deploy --guided
 
-deploy-option2: ## Deploy option 2 with SAM (guided)
+deploy-option2: $(SAM_STAMP) ## Deploy option 2 with SAM (guided)
 	cd option2-lambda-url && sam build --beta-features && sam deploy --guided
 
-deploy-option3: ## Deploy option 3 with SAM (guided)
+deploy-option3: $(SAM_STAMP) ## Deploy option 3 with SAM (guided)
 	cd option3-api-gateway-streaming && sam build --beta-features && sam deploy --guided
 
 clean: ## Remove build output and the virtualenv

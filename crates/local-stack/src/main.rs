@@ -46,6 +46,10 @@ struct Ports {
     /// Build and run the functions in release mode.
     #[arg(long, global = true)]
     release: bool,
+    /// Show the output of `cargo lambda watch` (the functions' logs) here, not in
+    /// target/local-stack/watch.log.
+    #[arg(short, long, env = "LOCAL_STACK_VERBOSE", global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,12 +83,21 @@ async fn main() -> ExitCode {
         (None, Some(_)) => Upstream::Real,
         (None, None) => Upstream::Demo,
     };
-    let log = if demo {
+    // The watcher's output (its own INFO lines and the functions' logs) goes to a file the
+    // banner names, so the screen shows the steps and then the banner; --verbose shows it here.
+    let log = if cli.ports.verbose {
+        LogSink::Inherit
+    } else {
         let dir = local_stack::stack::workspace_root().join("target/local-stack");
         let _ = std::fs::create_dir_all(&dir);
         LogSink::File(dir.join("watch.log"))
-    } else {
-        LogSink::Inherit
+    };
+    let log_note = match &log {
+        LogSink::File(path) => format!(
+            "Function logs (cargo lambda watch): {} (or run with --verbose to see them here).",
+            local_stack::stack::display_path(path)
+        ),
+        LogSink::Inherit => "Function logs (cargo lambda watch) are shown here (--verbose).".into(),
     };
     let mut local = agentcore_local::LocalConfig::default();
     local.demo.delay_ms = DEMO_PACE_MS;
@@ -97,9 +110,9 @@ async fn main() -> ExitCode {
         cors_allow_origin: cli.ports.cors_origin.clone(),
         release: cli.ports.release,
         log,
+        progress: true,
         ..StackOptions::default()
     };
-    eprintln!("Starting the local stack (building the functions first)...");
     let stack = match Stack::start(opts).await {
         Ok(stack) => stack,
         Err(e) => {
@@ -108,9 +121,9 @@ async fn main() -> ExitCode {
         }
     };
     let code = if demo {
-        run_demo(&stack).await
+        run_demo(&stack, &log_note).await
     } else {
-        print_banner(&stack, &upstream);
+        print_banner(&stack, &upstream, &log_note);
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("\nStopping...");
         ExitCode::SUCCESS
@@ -119,8 +132,16 @@ async fn main() -> ExitCode {
     code
 }
 
-fn print_banner(stack: &Stack, upstream: &Upstream) {
+fn print_banner(stack: &Stack, upstream: &Upstream, log_note: &str) {
     let urls = stack.urls();
+    // The client as built by `make run`: `cargo run -p stream-client` would resolve the
+    // features of stream-client alone and recompile part of the tree first.
+    let client = stream_client_path();
+    let client = if client.is_file() {
+        local_stack::stack::display_path(&client)
+    } else {
+        "cargo run -q -p stream-client --".to_owned()
+    };
     let agent = match upstream {
         Upstream::Demo => format!(
             "agentcore-local demo agent at {}",
@@ -133,14 +154,14 @@ fn print_banner(stack: &Stack, upstream: &Upstream) {
         Upstream::Real => "the real AgentCore runtime in AGENT_RUNTIME_ARN".to_owned(),
     };
     println!(
-        "\nReady. The functions call {agent}.\n\n  Option 1 (API Gateway REST, buffered):   {o1}\n  Option 2 (Function URL, streaming):      {o2}\n  Option 3 (API Gateway REST, streaming):  {o3}\n\nTry (in another terminal):\n  cargo run -q -p stream-client -- {o1} \"Tell me about Rust\"\n  cargo run -q -p stream-client -- {o2} \"Tell me about Rust\"\n  cargo run -q -p stream-client -- {o3} \"Tell me about Rust\"\n  curl -N {o2} -H 'content-type: application/json' -d '{{\"prompt\": \"Hello\", \"demo\": {{\"tokens\": 40, \"delay_ms\": 50}}}}'\n\nPress Ctrl-C to stop.",
+        "\nReady. The functions call {agent}.\n\n  Option 1 (API Gateway REST, buffered):   {o1}\n  Option 2 (Function URL, streaming):      {o2}\n  Option 3 (API Gateway REST, streaming):  {o3}\n\nTry (in another terminal):\n  {client} {o1} \"Tell me about Rust\"\n  {client} {o2} \"Tell me about Rust\"\n  {client} {o3} \"Tell me about Rust\"\n  curl -N {o2} -H 'content-type: application/json' -d '{{\"prompt\": \"Hello\", \"demo\": {{\"tokens\": 40, \"delay_ms\": 50}}}}'\n\n{log_note}\nPress Ctrl-C to stop.",
         o1 = urls.option1,
         o2 = urls.option2,
         o3 = urls.option3,
     );
 }
 
-async fn run_demo(stack: &Stack) -> ExitCode {
+async fn run_demo(stack: &Stack, log_note: &str) -> ExitCode {
     let client = stream_client_path();
     let urls = stack.urls();
     let mut failed = 0;
@@ -170,7 +191,7 @@ async fn run_demo(stack: &Stack) -> ExitCode {
         println!("\nAll three options streamed the demo answer.");
         ExitCode::SUCCESS
     } else {
-        println!("\n{failed} option(s) failed; function logs are in target/local-stack/watch.log");
+        println!("\n{failed} option(s) failed. {log_note}");
         ExitCode::FAILURE
     }
 }

@@ -4,16 +4,26 @@
 //!
 //! `cargo lambda watch` runs each function with `cargo run --bin F`, so the functions are
 //! built here first, one `cargo build` for the three binaries, and its first invocation
-//! does not stall on a compile. The child is tied to this process by a lifeline: it reads
-//! our end of a pipe, and when this process goes away, however it dies, the pipe closes and
-//! the whole process group is terminated, so no function process is left behind.
+//! does not stall on a compile. That build and each `cargo run --bin F` resolve the same
+//! features as `make run`'s and `make test`'s builds, so none of them compiles a dependency
+//! a second time (the root Cargo.toml says how the graph is kept that way). The child is
+//! tied to this process by a lifeline: it reads our end of a pipe, and when this process
+//! goes away, however it dies, the pipe closes and the whole process group is terminated,
+//! so no function process is left behind.
+//!
+//! With [`StackOptions::progress`], starting prints one line per step on stderr
+//! (`building functions`, `starting AgentCore local`, `starting functions`, `ready`) and,
+//! on a terminal, a status line that moves while cargo compiles; nothing else, so the
+//! watcher's own output belongs in a [`LogSink::File`].
 
+use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agentcore_local::{LocalConfig, LocalServer};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 use crate::apigw::{ApiGateway, ApiGatewayConfig};
@@ -70,6 +80,10 @@ pub struct StackOptions {
     pub local: LocalConfig,
     /// Buffered integration timeout of the gateway emulator.
     pub integration_timeout: Duration,
+    /// Print one line per step on stderr, and a moving status line on a terminal while the
+    /// functions compile, in place of cargo's own messages (`make run`). Off, the function
+    /// build is `cargo build --quiet` and nothing is printed (tests, benchmarks).
+    pub progress: bool,
 }
 
 impl Default for StackOptions {
@@ -85,6 +99,7 @@ impl Default for StackOptions {
             log: LogSink::Inherit,
             local: LocalConfig::default(),
             integration_timeout: crate::apigw::INTEGRATION_TIMEOUT,
+            progress: false,
         }
     }
 }
@@ -96,7 +111,7 @@ pub enum StackError {
     #[error("cargo-lambda was not found on PATH or in .venv/bin: run `make setup` (it installs the pinned version into .venv)")]
     CargoLambdaMissing,
     /// Building the functions failed.
-    #[error("building the functions failed (exit status {0}): see the compiler output above")]
+    #[error("building the functions failed ({0}): see the compiler output above")]
     BuildFailed(String),
     /// A port could not be bound.
     #[error("could not listen on {addr}: {source}. Is another `make run` still running? Pick other ports with --local-port/--watch-port/--apigw-port")]
@@ -115,7 +130,7 @@ pub enum StackError {
         source: std::io::Error,
     },
     /// The functions did not answer in time.
-    #[error("{0} did not become ready in time: check the function logs above (AGENT_RUNTIME_ARN and credentials when using a real runtime)")]
+    #[error("{0} did not become ready in time: check the functions' log (the watch log named above, or the output above with --verbose; AGENT_RUNTIME_ARN and credentials when using a real runtime)")]
     NotReady(String),
     /// `AGENT_RUNTIME_ARN` is needed for a real runtime.
     #[error("AGENT_RUNTIME_ARN must be set to use a real AgentCore runtime")]
@@ -153,8 +168,11 @@ impl Stack {
     /// Builds the functions, starts every part, and waits until each function has
     /// answered one request.
     pub async fn start(opts: StackOptions) -> Result<Self, StackError> {
+        let started = Instant::now();
+        let steps = Steps(opts.progress);
         let cargo_lambda = find_cargo_lambda().ok_or(StackError::CargoLambdaMissing)?;
-        build_functions(opts.release).await?;
+        steps.line(1, "building functions");
+        build_functions(opts.release, opts.progress).await?;
 
         let mut env: Vec<(String, String)> = vec![
             (
@@ -165,6 +183,10 @@ impl Stack {
         ];
         let local = match &opts.upstream {
             Upstream::Real => {
+                steps.line(
+                    2,
+                    "starting AgentCore local: skipped, the functions call the real runtime in AGENT_RUNTIME_ARN",
+                );
                 let arn = std::env::var("AGENT_RUNTIME_ARN")
                     .map_err(|_| StackError::MissingRuntimeArn)?;
                 env.push(("AGENT_RUNTIME_ARN".into(), arn));
@@ -176,6 +198,13 @@ impl Stack {
                 if let Upstream::Proxy(url) = upstream {
                     config.agent_url = Some(url.clone());
                 }
+                steps.line(
+                    2,
+                    &match &config.agent_url {
+                        Some(url) => format!("starting AgentCore local, forwarding to {url}"),
+                        None => "starting AgentCore local with its demo agent".to_owned(),
+                    },
+                );
                 let server = LocalServer::start(config.clone()).await.map_err(|source| {
                     StackError::Bind {
                         addr: format!("127.0.0.1:{}", opts.local_port),
@@ -211,6 +240,18 @@ impl Stack {
         env.extend(opts.function_env.iter().cloned());
 
         let watch_port = pick_port(opts.watch_port)?;
+        steps.line(
+            3,
+            &match &opts.log {
+                LogSink::Inherit => format!(
+                    "starting functions: cargo lambda watch on 127.0.0.1:{watch_port} (its output follows)"
+                ),
+                LogSink::File(path) => format!(
+                    "starting functions: cargo lambda watch on 127.0.0.1:{watch_port}, log in {}",
+                    display_path(path)
+                ),
+            },
+        );
         let watch = WatchProcess::spawn(&cargo_lambda, watch_port, &env, opts.release, &opts.log)?;
         let lambda = format!("http://127.0.0.1:{watch_port}");
 
@@ -249,7 +290,14 @@ impl Stack {
             apigw,
             urls,
         };
-        stack.wait_ready().await?;
+        stack.wait_ready(opts.progress).await?;
+        steps.line(
+            4,
+            &format!(
+                "ready: every function answered ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ),
+        );
         Ok(stack)
     }
 
@@ -265,7 +313,18 @@ impl Stack {
 
     /// Waits until `cargo lambda watch` accepts connections and every function has answered
     /// a request (a `GET`, which each handler refuses with 405 without calling the agent).
-    async fn wait_ready(&self) -> Result<(), StackError> {
+    async fn wait_ready(&self, progress: bool) -> Result<(), StackError> {
+        let mut status_line = StatusLine::new();
+        let result = self.wait_each(progress, &mut status_line).await;
+        status_line.clear();
+        result
+    }
+
+    async fn wait_each(
+        &self,
+        progress: bool,
+        status_line: &mut StatusLine,
+    ) -> Result<(), StackError> {
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         for (name, url) in [
@@ -273,6 +332,9 @@ impl Stack {
             ("option1-api-gateway", self.urls.option1.as_str()),
             ("option3-api-gateway-streaming", self.urls.option3.as_str()),
         ] {
+            if progress {
+                status_line.show(&format!("waiting for {name} to answer"));
+            }
             loop {
                 if tokio::time::Instant::now() > deadline {
                     return Err(StackError::NotReady(name.to_owned()));
@@ -328,27 +390,132 @@ pub fn find_cargo_lambda() -> Option<PathBuf> {
 
 /// Builds the three function binaries exactly as `cargo lambda watch` will run them, so its
 /// `cargo run` finds them fresh.
-pub async fn build_functions(release: bool) -> Result<(), StackError> {
+///
+/// With `progress`, cargo's messages are read here rather than shown: on a terminal one
+/// status line moves with them (`compiling tokio ...`), and they are printed in full only
+/// if the build fails. Without it, the build is `--quiet`.
+pub async fn build_functions(release: bool, progress: bool) -> Result<(), StackError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root())
-        .arg("build")
-        .arg("--quiet");
+    cmd.current_dir(workspace_root()).arg("build");
     if release {
         cmd.arg("--release");
     }
     for f in FUNCTIONS {
         cmd.arg("--bin").arg(f);
     }
-    let status = cmd.status().await.map_err(|source| StackError::Spawn {
+    let spawn_error = |source| StackError::Spawn {
         what: "cargo build",
         source,
-    })?;
+    };
+    if !progress {
+        let status = cmd.arg("--quiet").status().await.map_err(spawn_error)?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(StackError::BuildFailed(status.to_string()))
+        };
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let mut status_line = StatusLine::new();
+    let mut output = Vec::new();
+    let mut compiled = 0usize;
+    if let Some(stderr) = child.stderr.take() {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let text = line.trim();
+            if let Some(what) = text.strip_prefix("Compiling ") {
+                compiled += 1;
+                status_line.show(&format!("compiling {what} ({compiled} crates so far)"));
+            } else if text.starts_with("Blocking") {
+                // Another cargo holds the build directory (a second stack, an IDE, a test).
+                status_line.show(text);
+            }
+            output.push(line);
+        }
+    }
+    let status = child.wait().await.map_err(spawn_error)?;
+    status_line.clear();
     if status.success() {
         Ok(())
     } else {
+        let mut err = std::io::stderr().lock();
+        for line in &output {
+            let _ = writeln!(err, "{line}");
+        }
         Err(StackError::BuildFailed(status.to_string()))
     }
+}
+
+/// The step lines of a start with progress.
+struct Steps(bool);
+
+impl Steps {
+    fn line(&self, n: u8, text: &str) {
+        if self.0 {
+            eprintln!("[{n}/4] {text}");
+        }
+    }
+}
+
+/// One line on a terminal's stderr, rewritten in place; nothing when stderr is not a
+/// terminal (a log file gets the step lines only).
+struct StatusLine {
+    tty: bool,
+    shown: bool,
+}
+
+impl StatusLine {
+    fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, text: &str) {
+        if !self.tty {
+            return;
+        }
+        // Short enough for an 80-column terminal, so the line never wraps.
+        let text: String = text.chars().take(72).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K      {text}");
+        let _ = err.flush();
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.shown = false;
+        }
+    }
+}
+
+/// `path` relative to the current directory when it is below it, as a person would type it.
+pub fn display_path(path: &Path) -> String {
+    // The file may not exist yet: resolve its folder (`..` in workspace_root() included).
+    let path = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => dir
+            .canonicalize()
+            .map(|dir| dir.join(name))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    };
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn pick_port(port: u16) -> Result<u16, StackError> {
