@@ -26,6 +26,8 @@ SAM_STAMP := $(VENV)/.sam-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(SAM_TRANSLATO
 # Tools in .venv/bin come first, so `cargo lambda` finds the pinned cargo-lambda.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= auto
+# The SAM CLI sends usage telemetry unless told not to (and this machine has no route for it).
+export SAM_CLI_TELEMETRY ?= 0
 
 FUNCTIONS := option1-api-gateway option2-lambda-url option3-api-gateway-streaming
 TEMPLATES := $(addsuffix /template.yaml,$(FUNCTIONS))
