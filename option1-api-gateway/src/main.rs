@@ -6,7 +6,7 @@
 //! Lambda's 6 MB response limit.
 
 use agentcore_core::Gateway;
-use lambda_http::{service_fn, Error};
+use lambda_http::Error;
 
 // One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
 // than one vCPU. `make bench` measured less CPU per byte and a flatter peak RSS than with the
@@ -15,5 +15,5 @@ use lambda_http::{service_fn, Error};
 async fn main() -> Result<(), Error> {
     agentcore_core::telemetry::init();
     let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
-    lambda_http::run(service_fn(move |req| gateway.buffered(req))).await
+    agentcore_core::entry::run_buffered(gateway).await
 }

@@ -6,7 +6,7 @@
 //! `event: error` in the stream.
 
 use agentcore_core::Gateway;
-use lambda_http::{service_fn, Error};
+use lambda_http::Error;
 
 // One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
 // than one vCPU. `make bench` measured less CPU per byte and a flatter peak RSS than with the
@@ -15,5 +15,5 @@ use lambda_http::{service_fn, Error};
 async fn main() -> Result<(), Error> {
     agentcore_core::telemetry::init();
     let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
-    lambda_http::run_with_streaming_response(service_fn(move |req| gateway.streaming(req))).await
+    agentcore_core::entry::run_streaming(gateway).await
 }

@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use agentcore_core::sse::{decode, event_text, is_error_event, DecodeError, Event};
+use agentcore_core::sse::{agent_error, decode, event_text, is_error_event, DecodeError, Event};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -396,6 +396,17 @@ async fn print_events(
         }
         if is_error_event(&event) {
             return Err(stream_error(&event));
+        }
+        // An agent's own error event that the function passed through (its operator
+        // chose AGENT_ERROR_EVENTS=pass_through): a failed answer all the same.
+        if let Some(failure) = agent_error(&event) {
+            return Err(ClientError::Stream {
+                code: "agent_error".to_owned(),
+                message: format!(
+                    "the agent failed ({}): {}",
+                    failure.error_type, failure.error
+                ),
+            });
         }
         if mode == Mode::Text {
             printer

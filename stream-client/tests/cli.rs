@@ -329,6 +329,27 @@ async fn an_in_band_error_event_exits_4_after_the_text_before_it() {
 }
 
 #[tokio::test]
+async fn an_agent_error_event_passed_through_exits_4_with_its_text_on_stderr() {
+    let sdk_event = format!("data: {}\n\n", agentcore_local::ERROR_EVENT_JSON);
+    let (url, _server) = serve_chunks(
+        200,
+        SSE,
+        vec![b"data: \"partial\"\n\n".to_vec(), sdk_event.into_bytes()],
+    )
+    .await;
+    let out = run(&[&url, "hi"]).await;
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert_eq!(out.stdout(), "partial");
+    assert!(
+        out.stderr
+            .contains("error: agent_error: the agent failed (OperationalError)")
+            && out.stderr.contains(agentcore_local::AGENT_EXCEPTION_TEXT),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
 async fn connection_refused_exits_5() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -26,6 +26,10 @@ pub struct CollectedAnswer {
     /// reused as the buffer size of [`CollectedAnswer::to_json`].
     #[serde(skip)]
     json_len: usize,
+    /// Length of the document once escaped as the `body` string of the response Lambda
+    /// returns (each `"` and `\\` doubles), quotes included.
+    #[serde(skip)]
+    escaped_len: usize,
 }
 
 impl CollectedAnswer {
@@ -37,9 +41,25 @@ impl CollectedAnswer {
             content_type,
             text,
             json_len: 0,
+            escaped_len: 0,
         };
-        answer.json_len = json_len(&answer);
+        let mut counter = ByteCounter::default();
+        (answer.json_len, answer.escaped_len) = match serde_json::to_writer(&mut counter, &answer) {
+            Ok(()) => (counter.bytes, counter.bytes + counter.escapes + 2),
+            Err(_) => (usize::MAX, usize::MAX),
+        };
         answer
+    }
+
+    /// Length of [`CollectedAnswer::to_json`].
+    pub fn json_len(&self) -> usize {
+        self.json_len
+    }
+
+    /// Upper bound of the size of the response Lambda returns for this answer: the
+    /// proxy-integration envelope, in which the document is an escaped string.
+    pub fn envelope_len(&self) -> usize {
+        self.escaped_len.saturating_add(ENVELOPE_OVERHEAD)
     }
 
     /// The answer as the JSON document option 1 returns.
@@ -57,12 +77,19 @@ impl CollectedAnswer {
     }
 }
 
-/// The length of [`CollectedAnswer::to_json`], without building it.
-fn json_len(answer: &CollectedAnswer) -> usize {
-    let mut counter = ByteCounter(0);
-    serde_json::to_writer(&mut counter, answer)
-        .map(|()| counter.0)
-        .unwrap_or(usize::MAX)
+/// Room for what `lambda_http` writes around the body in the response Lambda returns:
+/// `statusCode`, our few headers twice (`headers` and `multiValueHeaders`),
+/// `isBase64Encoded` and `cookies`. The end-to-end tests check the real envelope stays
+/// under it.
+pub const ENVELOPE_OVERHEAD: usize = 4096;
+
+/// Limits and choices of [`collect`].
+#[derive(Clone, Copy, Debug)]
+pub struct CollectLimits {
+    /// Largest response Lambda may return (`MAX_RESPONSE_BYTES`), envelope included.
+    pub max_bytes: usize,
+    /// Turn the agent's error event into an `agent_error` failure.
+    pub translate_agent_errors: bool,
 }
 
 /// Whether a content type is server-sent events.
@@ -86,15 +113,21 @@ fn essence(content_type: &str) -> String {
 
 /// Reads the whole answer, failing with [`UpstreamKind::ResponseTooLarge`] as soon as the
 /// raw body or the document being built passes `max_bytes` (so memory stays bounded), and
-/// again if the final JSON document would (escaping can grow the text).
+/// again if the response Lambda returns would ([`CollectedAnswer::envelope_len`]: the
+/// document is escaped once more inside it, so quotes and backslashes count twice).
+///
+/// The agent's error event ([`sse::agent_error`]) fails the answer with
+/// [`UpstreamKind::AgentFailed`] when `limits.translate_agent_errors` is set; its text is
+/// kept in the error's log detail.
 ///
 /// An event stream is decoded chunk by chunk as it arrives: the raw body is never held
 /// whole, and the SSE parser only ever sees one chunk's worth of unparsed input (fed one
 /// multi-megabyte buffer, its per-line buffer copies made collection quadratic).
 pub async fn collect(
     resp: AgentResponse,
-    max_bytes: usize,
+    limits: CollectLimits,
 ) -> Result<CollectedAnswer, UpstreamError> {
+    let max_bytes = limits.max_bytes;
     let content_type = resp.content_type.clone();
     let session_id = resp.session_id.clone();
     let mut received = 0usize;
@@ -120,6 +153,17 @@ pub async fn collect(
                     format!("agent sent an invalid event stream: {other}"),
                 ),
             })?;
+            if limits.translate_agent_errors {
+                if let Some(failure) = sse::agent_error(&event) {
+                    return Err(UpstreamError::new(
+                        UpstreamKind::AgentFailed,
+                        format!(
+                            "the agent sent an error event: {}: {}",
+                            failure.error_type, failure.error
+                        ),
+                    ));
+                }
+            }
             if !first {
                 joined.push('\n');
             }
@@ -157,18 +201,25 @@ pub async fn collect(
     };
 
     let answer = CollectedAnswer::new(session_id, response, content_type, text);
-    if answer.json_len > max_bytes {
-        return Err(too_large(answer.json_len, max_bytes));
+    if answer.envelope_len() > max_bytes {
+        return Err(too_large(answer.envelope_len(), max_bytes));
     }
     Ok(answer)
 }
 
-/// Measures serialized size without holding the serialized bytes.
-struct ByteCounter(usize);
+/// Measures serialized size without holding the serialized bytes: the bytes, and how
+/// many of them a second JSON escaping would double (`"` and `\\`; serde_json leaves no
+/// raw control character to escape).
+#[derive(Default)]
+struct ByteCounter {
+    bytes: usize,
+    escapes: usize,
+}
 
 impl std::io::Write for ByteCounter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
+        self.bytes += buf.len();
+        self.escapes += memchr::memchr2_iter(b'"', b'\\', buf).count();
         Ok(buf.len())
     }
 
@@ -210,6 +261,9 @@ mod tests {
         assert_eq!(json.len(), answer.json_len);
         let expected = serde_json::to_string(&answer).expect("serializable");
         assert_eq!(json, expected);
+        // Escaped once more, as the body string of Lambda's response.
+        let escaped = serde_json::to_string(&json).expect("serializable");
+        assert_eq!(escaped.len(), answer.escaped_len);
         let back: Value = serde_json::from_str(&json).expect("valid JSON");
         assert_eq!(back["text"], "aé\u{1}");
         // Sorted keys (serde_json's map): no field beyond the four of the format.

@@ -31,6 +31,18 @@ pub enum AuthMode {
     OAuth,
 }
 
+/// What the function does with an agent's own error event (the `bedrock-agentcore` SDK's
+/// `data: {"error": ..., "error_type": ...}`; the rule is [`crate::sse::agent_error`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AgentErrorEvents {
+    /// Replace it with the function's own `agent_error` (a final `event: error` when
+    /// streaming, `502` when buffered); the agent's exception text goes to the log only.
+    #[default]
+    Translate,
+    /// Pass the agent's events to the client unchanged.
+    PassThrough,
+}
+
 /// A parsed and validated AgentCore runtime ARN:
 /// `arn:<partition>:bedrock-agentcore:<region>:<account>:runtime/<id>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,8 +153,11 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// Upstream time limits.
     pub timeouts: Timeouts,
-    /// Attempts the SDK makes before giving up (retries happen only before the first byte).
+    /// Attempts per request before giving up. Only failures that provably never reached
+    /// the agent are retried (see [`crate::error::UpstreamError::retry_safe`]).
     pub max_attempts: u32,
+    /// What to do with the agent's own error events.
+    pub agent_error_events: AgentErrorEvents,
     /// Extra top-level request fields copied into the agent payload besides `prompt`.
     pub forward_fields: Vec<String>,
     /// Client headers forwarded to the agent: (client header, AgentCore custom header).
@@ -265,6 +280,22 @@ impl Config {
             ));
         }
 
+        let agent_error_events = match get("AGENT_ERROR_EVENTS")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("translate") => AgentErrorEvents::Translate,
+            Some("pass_through") | Some("passthrough") => AgentErrorEvents::PassThrough,
+            Some(other) => {
+                return Err(invalid(
+                    "AGENT_ERROR_EVENTS",
+                    other,
+                    "translate (default) or pass_through",
+                ))
+            }
+        };
+
         let forward_fields = split_list(get("FORWARD_FIELDS"));
         for field in &forward_fields {
             if matches!(
@@ -323,6 +354,7 @@ impl Config {
             max_response_bytes,
             timeouts,
             max_attempts,
+            agent_error_events,
             forward_fields,
             forward_headers,
             cors_allow_origin,
@@ -402,6 +434,7 @@ mod tests {
         assert_eq!(c.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
         assert_eq!(c.timeouts.response_deadline, DEFAULT_RESPONSE_DEADLINE);
         assert_eq!(c.max_attempts, 2);
+        assert_eq!(c.agent_error_events, AgentErrorEvents::Translate);
         assert!(c.forward_fields.is_empty() && c.forward_headers.is_empty());
         assert!(c.cors_allow_origin.is_none());
     }
@@ -482,6 +515,7 @@ mod tests {
             ("UPSTREAM_IDLE_TIMEOUT_MS", "300"),
             ("RESPONSE_DEADLINE_MS", "400"),
             ("AGENTCORE_MAX_ATTEMPTS", "1"),
+            ("AGENT_ERROR_EVENTS", "pass_through"),
             ("FORWARD_FIELDS", "demo, metadata"),
             (
                 "FORWARD_HEADERS",
@@ -502,6 +536,7 @@ mod tests {
         assert_eq!(c.timeouts.idle, Duration::from_millis(300));
         assert_eq!(c.timeouts.response_deadline, Duration::from_millis(400));
         assert_eq!(c.max_attempts, 1);
+        assert_eq!(c.agent_error_events, AgentErrorEvents::PassThrough);
         assert_eq!(c.forward_fields, vec!["demo", "metadata"]);
         assert_eq!(c.forward_headers[0].0.as_str(), "x-tenant-id");
         assert_eq!(
@@ -531,6 +566,7 @@ mod tests {
             ("UPSTREAM_IDLE_TIMEOUT_MS", "-5"),
             ("RESPONSE_DEADLINE_MS", "1000000"),
             ("AGENTCORE_MAX_ATTEMPTS", "0"),
+            ("AGENT_ERROR_EVENTS", "hide"),
             ("AGENT_QUALIFIER", "bad qualifier"),
             ("FORWARD_FIELDS", "prompt"),
             ("FORWARD_HEADERS", "bad header"),

@@ -74,6 +74,12 @@ pub enum ApiError {
     /// AgentCore (or the way to it) failed; see [`UpstreamError`].
     #[error("{}", .0.kind.client_message())]
     Upstream(UpstreamError),
+    /// A bug in this function (a panic caught at the handler or the body stream). The
+    /// panic message is the log detail; the caller only learns that it was our fault.
+    #[error(
+        "The API failed while handling the request: retry, and report it if it keeps happening"
+    )]
+    Internal(String),
 }
 
 /// What went wrong between the function and AgentCore.
@@ -226,6 +232,9 @@ pub struct UpstreamError {
     pub kind: UpstreamKind,
     /// Full detail (error type, upstream message, transport error). Logged, never sent.
     pub detail: String,
+    /// The request provably never left this function (the connection was refused or
+    /// never established), so the agent cannot have seen it.
+    pub not_sent: bool,
 }
 
 impl UpstreamError {
@@ -234,7 +243,25 @@ impl UpstreamError {
         Self {
             kind,
             detail: detail.into(),
+            not_sent: false,
         }
+    }
+
+    /// An [`UpstreamKind::Unavailable`] error for a request that never left the function.
+    pub fn not_sent(detail: impl Into<String>) -> Self {
+        Self {
+            not_sent: true,
+            ..Self::new(UpstreamKind::Unavailable, detail)
+        }
+    }
+
+    /// Whether sending the same request again cannot run the agent twice: the request
+    /// never left the function, or AgentCore refused it before handing it to the agent
+    /// (`ThrottlingException`, `RetryableConflictException`). Every other failure may
+    /// have reached the agent (an I/O error after the request was written, a 5xx, a
+    /// timeout), so it is never retried.
+    pub fn retry_safe(&self) -> bool {
+        self.not_sent || matches!(self.kind, UpstreamKind::Throttled | UpstreamKind::Conflict)
     }
 }
 
@@ -260,6 +287,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => 415,
             Self::BodyTooLarge { .. } => 413,
             Self::MissingToken => 401,
+            Self::Internal(_) => 500,
             Self::Upstream(e) => e.kind.status(),
             Self::EmptyBody
             | Self::InvalidEncoding
@@ -291,6 +319,7 @@ impl ApiError {
             Self::InvalidSessionId(_) => "invalid_session_id",
             Self::HeaderTooLarge { .. } => "header_too_large",
             Self::MissingToken => "missing_token",
+            Self::Internal(_) => "internal_error",
             Self::Upstream(e) => e.kind.code(),
         }
     }
@@ -317,6 +346,7 @@ impl ApiError {
     pub fn log_detail(&self) -> String {
         match self {
             Self::Upstream(e) => e.detail.clone(),
+            Self::Internal(detail) => detail.clone(),
             other => other.to_string(),
         }
     }
@@ -391,6 +421,36 @@ mod tests {
         assert!(!body.contains("AKID"), "{body}");
         assert_eq!(e.log_detail(), secret);
         assert_eq!(e.to_json()["error"]["code"], "upstream_access_denied");
+    }
+
+    #[test]
+    fn only_failures_that_never_reached_the_agent_are_retry_safe() {
+        let safe = [
+            UpstreamError::not_sent("connection refused"),
+            UpstreamError::new(UpstreamKind::Throttled, "x"),
+            UpstreamError::new(UpstreamKind::Conflict, "x"),
+        ];
+        assert!(safe.iter().all(UpstreamError::retry_safe));
+        for kind in [
+            UpstreamKind::Internal,
+            UpstreamKind::Timeout,
+            UpstreamKind::Unavailable,
+            UpstreamKind::Reset,
+            UpstreamKind::AgentFailed,
+            UpstreamKind::Validation,
+            UpstreamKind::QuotaExceeded,
+            UpstreamKind::Unknown,
+        ] {
+            assert!(!UpstreamError::new(kind, "x").retry_safe(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_caught_panic_is_a_500_without_its_message() {
+        let e = ApiError::Internal("panicked at src/lib.rs:1: secret".into());
+        assert_eq!((e.status(), e.code()), (500, "internal_error"));
+        assert!(!e.to_json().to_string().contains("secret"));
+        assert!(e.log_detail().contains("secret"));
     }
 
     #[test]

@@ -3,21 +3,27 @@
 //! cold start and hands one of its two methods to `lambda_http`.
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::collect::collect;
-use crate::config::{Config, ConfigError};
+use crate::collect::{collect, is_event_stream, CollectLimits};
+use crate::config::{AgentErrorEvents, Config, ConfigError};
 use crate::error::{ApiError, UpstreamError, UpstreamKind};
-use crate::invoke::{AgentCoreClient, AgentResponse};
-use crate::request::{parse_lambda_request, Invocation, SESSION_HEADER};
-use crate::stream::{full_body, stream_body, StreamingBody};
+use crate::invoke::AgentCoreClient;
+use crate::request::{parse_lambda_request, SESSION_HEADER};
+use crate::stream::{full_body, panic_message, stream_body, StreamSettings, StreamingBody};
 
 /// Time kept back from the Lambda deadline so that we, not Lambda, end a request that runs
 /// out of time: enough to write the error and flush.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// The smallest `Lambda-Runtime-Deadline-Ms` read as a point in time (2001-09-09 in ms
+/// since the epoch); smaller values are not deadlines at all.
+const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
 
 /// Configuration plus the AgentCore client, built once per process.
 #[derive(Clone, Debug)]
@@ -39,6 +45,11 @@ impl Gateway {
         Ok(Self { config, client })
     }
 
+    /// A gateway over a client built elsewhere (tests, custom SDK set-ups).
+    pub fn with_client(config: Config, client: AgentCoreClient) -> Self {
+        Self { config, client }
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.config
@@ -46,126 +57,170 @@ impl Gateway {
 
     /// Option 1: answers with one JSON document
     /// `{"session_id", "response", "content_type", "text"}`, or a JSON error.
+    ///
+    /// A panic anywhere below is caught here and answered like any other failure
+    /// (`500 internal_error`), so one bad request never costs the process.
     pub async fn buffered(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let method = req.method().clone();
+        match AssertUnwindSafe(self.buffered_inner(req, started))
+            .catch_unwind()
+            .await
+        {
+            Ok(resp) => Ok(resp),
+            Err(panic) => {
+                let err = caught(&*panic);
+                log_done(&method, &err, None, started);
+                Ok(self.error_response(&err, None, Body::Text))
+            }
+        }
+    }
+
+    async fn buffered_inner(&self, req: Request, started: Instant) -> Response<Body> {
         if req.method() == Method::OPTIONS {
-            return Ok(self.preflight(Body::Empty));
+            return self.preflight(Body::Empty);
         }
         let budget = self.budget(&req, Some(self.config.timeouts.response_deadline));
-        let outcome = match parse_lambda_request(&req, &self.config) {
-            Err(e) => Err((e, None)),
-            Ok(inv) => {
-                let session = inv.session_id.to_string();
-                let work = async {
-                    let resp = self.client.invoke(&inv).await?;
-                    collect(resp, self.config.max_response_bytes).await
-                };
-                let result = match budget {
-                    Some(budget) => tokio::time::timeout(budget, work)
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(UpstreamError::new(
-                                UpstreamKind::Timeout,
-                                format!("no complete answer within {} ms", budget.as_millis()),
-                            ))
-                        }),
-                    None => work.await,
-                };
-                result.map_err(|e| (ApiError::Upstream(e), Some(session)))
+        let inv = match parse_lambda_request(&req, &self.config) {
+            Ok(inv) => inv,
+            Err(err) => {
+                log_done(req.method(), &err, None, started);
+                return self.error_response(&err, None, Body::Text);
             }
         };
-        let response = match outcome {
+        let limits = CollectLimits {
+            max_bytes: self.config.max_response_bytes,
+            translate_agent_errors: self.config.agent_error_events == AgentErrorEvents::Translate,
+        };
+        let work = async {
+            let resp = self.client.invoke(&inv).await?;
+            collect(resp, limits).await
+        };
+        let result = within(budget, work, || {
+            format!(
+                "no complete answer within {} ms",
+                budget.unwrap_or_default().as_millis()
+            )
+        })
+        .await;
+        match result {
             Ok(answer) => {
-                let body = answer.to_json();
-                log_done(req.method(), 200, Some(&answer.session_id), started, None);
-                let mut resp =
-                    self.response(StatusCode::OK, Some(&answer.session_id), Body::Text(body));
+                tracing::info!(
+                    method = %req.method(),
+                    status = 200,
+                    session_id = %answer.session_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    bytes = answer.json_len(),
+                    "request answered"
+                );
+                let mut resp = self.response(
+                    StatusCode::OK,
+                    Some(&answer.session_id),
+                    Body::Text(answer.to_json()),
+                );
                 set_content_type(&mut resp, "application/json");
                 resp
             }
-            Err((err, session)) => {
-                log_done(
-                    req.method(),
-                    err.status(),
-                    session.as_deref(),
-                    started,
-                    Some(&err),
-                );
-                self.error_response(&err, session.as_deref(), Body::Text)
+            Err(e) => {
+                let err = ApiError::Upstream(e);
+                let session = inv.session_id.to_string();
+                log_done(req.method(), &err, Some(&session), started);
+                self.error_response(&err, Some(&session), Body::Text)
             }
-        };
-        Ok(response)
+        }
     }
 
     /// Options 2 and 3: streams the agent's answer with its content type, or answers with
-    /// a JSON error when the failure comes before the first byte.
+    /// a JSON error when the failure comes before the first byte. Panics are caught as in
+    /// [`Gateway::buffered`], and inside the body stream too (see [`crate::stream`]).
     pub async fn streaming(&self, req: Request) -> Result<Response<StreamingBody>, Infallible> {
         let started = Instant::now();
+        let method = req.method().clone();
+        match AssertUnwindSafe(self.streaming_inner(req, started))
+            .catch_unwind()
+            .await
+        {
+            Ok(resp) => Ok(resp),
+            Err(panic) => {
+                let err = caught(&*panic);
+                log_done(&method, &err, None, started);
+                Ok(self.error_response(&err, None, full_body))
+            }
+        }
+    }
+
+    async fn streaming_inner(&self, req: Request, started: Instant) -> Response<StreamingBody> {
         if req.method() == Method::OPTIONS {
-            return Ok(self.preflight(full_body(Vec::new())));
+            return self.preflight(full_body(Vec::new()));
         }
         let budget = self.budget(&req, None);
         let inv = match parse_lambda_request(&req, &self.config) {
             Ok(inv) => inv,
             Err(err) => {
-                log_done(req.method(), err.status(), None, started, Some(&err));
-                return Ok(self.error_response(&err, None, full_body));
+                log_done(req.method(), &err, None, started);
+                return self.error_response(&err, None, full_body);
             }
         };
-        match self.start(&inv, budget).await {
+        let answer = within(budget, self.client.invoke(&inv), || {
+            "the function's time limit is near".to_owned()
+        })
+        .await;
+        match answer {
             Ok(answer) => {
-                log_done(req.method(), 200, Some(&answer.session_id), started, None);
+                tracing::info!(
+                    method = %req.method(),
+                    status = 200,
+                    session_id = %answer.session_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "request accepted"
+                );
                 let session = answer.session_id.clone();
                 let content_type = answer.content_type.clone();
-                let deadline = budget.map(|b| tokio::time::Instant::from_std(started + b));
-                let body = stream_body(answer.into_chunks(), session.clone(), deadline);
+                let settings = StreamSettings {
+                    session_id: session.clone(),
+                    deadline: budget.map(|b| tokio::time::Instant::from_std(started + b)),
+                    event_stream: is_event_stream(&content_type),
+                    translate_agent_errors: self.config.agent_error_events
+                        == AgentErrorEvents::Translate,
+                };
+                let body = stream_body(answer.into_chunks(), settings);
                 let mut resp = self.response(StatusCode::OK, Some(&session), body);
                 set_content_type(&mut resp, &content_type);
                 resp.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                Ok(resp)
+                resp
             }
-            Err(err) => {
+            Err(e) => {
+                let err = ApiError::Upstream(e);
                 let session = inv.session_id.to_string();
-                log_done(
-                    req.method(),
-                    err.status(),
-                    Some(&session),
-                    started,
-                    Some(&err),
-                );
-                Ok(self.error_response(&err, Some(&session), full_body))
+                log_done(req.method(), &err, Some(&session), started);
+                self.error_response(&err, Some(&session), full_body)
             }
         }
     }
 
-    async fn start(
-        &self,
-        inv: &Invocation,
-        budget: Option<Duration>,
-    ) -> Result<AgentResponse, ApiError> {
-        let invoke = self.client.invoke(inv);
-        let resp = match budget {
-            Some(b) => tokio::time::timeout(b, invoke).await.unwrap_or_else(|_| {
-                Err(UpstreamError::new(
-                    UpstreamKind::Timeout,
-                    "the function's time limit is near",
-                ))
-            }),
-            None => invoke.await,
-        };
-        Ok(resp?)
-    }
-
     /// Time this request may take: the configured limit, capped by what the Lambda
-    /// invocation has left (less a margin).
+    /// invocation has left (less a margin). A deadline that has already passed leaves
+    /// zero, not "no limit".
     fn budget(&self, req: &Request, configured: Option<Duration>) -> Option<Duration> {
         let lambda_left = req.lambda_context_ref().and_then(|ctx| {
+            // Not an epoch timestamp: no deadline from the Runtime API (a context built by
+            // hand is 0, and `cargo lambda watch` 1.9.2 sends its timeout, e.g. 600000).
+            if ctx.deadline < EARLIEST_EPOCH_DEADLINE_MS {
+                return None;
+            }
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()?
                 .as_millis() as u64;
-            let left = Duration::from_millis(ctx.deadline.checked_sub(now_ms)?);
+            if ctx.deadline <= now_ms {
+                tracing::warn!(
+                    deadline_ms = ctx.deadline,
+                    now_ms,
+                    "the invocation's deadline has already passed"
+                );
+            }
+            let left = Duration::from_millis(ctx.deadline.saturating_sub(now_ms));
             Some(left.saturating_sub(DEADLINE_MARGIN))
         });
         match (configured, lambda_left) {
@@ -243,25 +298,36 @@ fn set_content_type<B>(resp: &mut Response<B>, content_type: &str) {
     resp.headers_mut().insert(header::CONTENT_TYPE, value);
 }
 
-/// One log line per request. Upstream detail goes here (the operator's log), never to the
-/// caller; the prompt and tokens are never logged.
-fn log_done(
-    method: &Method,
-    status: u16,
-    session: Option<&str>,
-    started: Instant,
-    err: Option<&ApiError>,
-) {
+/// Runs `work` within `budget`; past it (or with no budget left at all, without starting
+/// the work) the request ends with an upstream timeout whose log detail is `why()`.
+async fn within<T>(
+    budget: Option<Duration>,
+    work: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    why: impl FnOnce() -> String,
+) -> Result<T, UpstreamError> {
+    let timeout = |why: String| UpstreamError::new(UpstreamKind::Timeout, why);
+    match budget {
+        Some(b) if b.is_zero() => Err(timeout(format!("{}: no time left", why()))),
+        Some(b) => tokio::time::timeout(b, work)
+            .await
+            .unwrap_or_else(|_| Err(timeout(why()))),
+        None => work.await,
+    }
+}
+
+/// The error for a caught panic; its message goes to the log only.
+fn caught(panic: &(dyn std::any::Any + Send)) -> ApiError {
+    ApiError::Internal(format!("the handler panicked: {}", panic_message(panic)))
+}
+
+/// The log line of a request that failed before any answer byte. Upstream detail goes
+/// here (the operator's log), never to the caller; the prompt and tokens are never logged.
+fn log_done(method: &Method, err: &ApiError, session: Option<&str>, started: Instant) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    match err {
-        None => {
-            tracing::info!(%method, status, session_id = session, elapsed_ms, "request accepted")
-        }
-        Some(e) if status >= 500 => tracing::error!(
-            %method, status, session_id = session, elapsed_ms, code = e.code(), detail = %e.log_detail(), "request failed"
-        ),
-        Some(e) => tracing::warn!(
-            %method, status, session_id = session, elapsed_ms, code = e.code(), detail = %e.log_detail(), "request refused"
-        ),
+    let status = err.status();
+    if status >= 500 {
+        tracing::error!(%method, status, session_id = session, elapsed_ms, code = err.code(), detail = %err.log_detail(), "request failed");
+    } else {
+        tracing::warn!(%method, status, session_id = session, elapsed_ms, code = err.code(), detail = %err.log_detail(), "request refused");
     }
 }

@@ -47,6 +47,7 @@ pub struct AgentCoreClient {
     runtime_arn: String,
     qualifier: Option<String>,
     timeouts: Timeouts,
+    max_attempts: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -103,7 +104,8 @@ impl AgentCoreClient {
                             .connect_timeout(config.timeouts.connect)
                             .build(),
                     )
-                    .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+                    // Retries are decided in `invoke` (see there): the SDK makes one attempt.
+                    .retry_config(RetryConfig::disabled())
                     .load()
                     .await;
                 Backend::Sdk(aws_sdk_bedrockagentcore::Client::new(&shared))
@@ -130,21 +132,31 @@ impl AgentCoreClient {
             runtime_arn: config.runtime_arn.as_str().to_owned(),
             qualifier: config.qualifier.clone(),
             timeouts: config.timeouts,
+            max_attempts: config.max_attempts,
         })
     }
 
-    /// Wraps an SDK client built elsewhere (tests, custom credential providers).
+    /// Wraps an SDK client built elsewhere (tests, custom credential providers). Give it
+    /// a retry configuration of one attempt: retries are decided by [`Self::invoke`].
     pub fn from_sdk_client(client: aws_sdk_bedrockagentcore::Client, config: &Config) -> Self {
         Self {
             backend: Backend::Sdk(client),
             runtime_arn: config.runtime_arn.as_str().to_owned(),
             qualifier: config.qualifier.clone(),
             timeouts: config.timeouts,
+            max_attempts: config.max_attempts,
         }
     }
 
     /// Sends `inv` and waits for the first chunk of the answer (within the first-byte
     /// limit). The returned response streams the rest as it arrives.
+    ///
+    /// A failed attempt is repeated (up to `AGENTCORE_MAX_ATTEMPTS` in all, within the
+    /// first-byte limit) only when it provably did not reach the agent
+    /// ([`UpstreamError::retry_safe`]): an agent must never run a prompt twice. This loop
+    /// is ours rather than the SDK's retry strategy because the SDK's standard classifiers
+    /// also retry 5xx answers and I/O errors after the request was written, and because
+    /// OAuth mode, which does not use the SDK, must follow the same policy.
     pub async fn invoke(&self, inv: &Invocation) -> Result<AgentResponse, UpstreamError> {
         let deadline = Instant::now() + self.timeouts.first_byte;
         let first_byte_timeout = || {
@@ -156,21 +168,55 @@ impl AgentCoreClient {
                 ),
             )
         };
-        // Boxed: the SDK's future is deeply nested, and keeping it inline pushes the
-        // handler's future past the compiler's type-layout recursion limit.
-        let started = tokio::time::timeout_at(deadline, Box::pin(self.send(inv)))
-            .await
-            .map_err(|_| first_byte_timeout())??;
+        let mut attempt = 1;
+        let started = loop {
+            // Boxed: the SDK's future is deeply nested, and keeping it inline pushes the
+            // handler's future past the compiler's type-layout recursion limit.
+            let sent = tokio::time::timeout_at(deadline, Box::pin(self.send(inv)))
+                .await
+                .map_err(|_| first_byte_timeout())?;
+            match sent {
+                Ok(started) => break started,
+                Err(e) if attempt < self.max_attempts && e.retry_safe() => {
+                    let pause = backoff(attempt);
+                    tracing::warn!(
+                        session_id = %inv.session_id,
+                        attempt,
+                        code = e.kind.code(),
+                        detail = %e.detail,
+                        pause_ms = pause.as_millis() as u64,
+                        "AgentCore refused the request before the agent saw it; retrying"
+                    );
+                    if Instant::now() + pause >= deadline {
+                        return Err(first_byte_timeout());
+                    }
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(mut e) => {
+                    if attempt > 1 {
+                        e.detail = format!("{} (attempt {attempt})", e.detail);
+                    }
+                    return Err(e);
+                }
+            }
+        };
         let (content_type, session_id, mut body) = started;
         let first_chunk = tokio::time::timeout_at(deadline, next_non_empty(&mut body))
             .await
             .map_err(|_| first_byte_timeout())?
             .transpose()?;
+        // An answer without a single byte is still an answer (an agent turn that yielded
+        // nothing). Its stream has ended and must not be polled again.
+        let rest = match first_chunk {
+            Some(_) => with_idle_timeout(body, self.timeouts.idle),
+            None => Box::pin(futures_util::stream::empty()),
+        };
         Ok(AgentResponse {
             content_type,
             session_id: session_id.unwrap_or_else(|| inv.session_id.to_string()),
             first_chunk,
-            rest: with_idle_timeout(body, self.timeouts.idle),
+            rest,
         })
     }
 
@@ -273,12 +319,15 @@ impl AgentCoreClient {
             req = req.header(k, v);
         }
         let resp = req.send().await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                UpstreamKind::Timeout
+            let detail = format!("request failed: {}", error_chain(&e));
+            if e.is_connect() {
+                // The connection was never established: nothing reached AgentCore.
+                UpstreamError::not_sent(detail)
+            } else if e.is_timeout() {
+                UpstreamError::new(UpstreamKind::Timeout, detail)
             } else {
-                UpstreamKind::Unavailable
-            };
-            UpstreamError::new(kind, format!("request failed: {e}"))
+                UpstreamError::new(UpstreamKind::Unavailable, detail)
+            }
         })?;
         let status = resp.status().as_u16();
         let header = |name: &str| {
@@ -329,6 +378,39 @@ fn default_endpoint(region: &str) -> String {
         "amazonaws.com"
     };
     format!("https://bedrock-agentcore.{region}.{suffix}")
+}
+
+/// Pause before attempt `attempt + 1`: exponential from 50 ms, capped at 1 s, with full
+/// jitter so that many functions throttled at once do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 50u64.saturating_mul(1 << attempt.min(5)).min(1_000);
+    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
+}
+
+/// An error and its sources on one line, for the log.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Whether an error's sources include a refused TCP connection (nothing was sent).
+fn connection_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
@@ -389,6 +471,9 @@ where
         }
         SdkError::TimeoutError(_) => UpstreamKind::Timeout,
         SdkError::DispatchFailure(failure) if failure.is_timeout() => UpstreamKind::Timeout,
+        SdkError::DispatchFailure(_) if connection_refused(&err) => {
+            return UpstreamError::not_sent(detail);
+        }
         SdkError::DispatchFailure(_) => UpstreamKind::Unavailable,
         SdkError::ResponseError(_) => UpstreamKind::Internal,
         _ => UpstreamKind::Unknown,

@@ -7,13 +7,13 @@
 //!
 //! ```no_run
 //! use agentcore_core::Gateway;
-//! use lambda_http::{service_fn, Error};
+//! use lambda_http::Error;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Error> {
 //!     agentcore_core::telemetry::init();
 //!     let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
-//!     lambda_http::run_with_streaming_response(service_fn(move |req| gateway.streaming(req))).await
+//!     agentcore_core::entry::run_streaming(gateway).await
 //! }
 //! ```
 //!
@@ -22,6 +22,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod entry;
 pub mod error;
 pub mod gateway;
 pub mod headers;
@@ -33,10 +34,10 @@ pub mod stream;
 pub mod telemetry;
 
 pub use collect::CollectedAnswer;
-pub use config::{AuthMode, Config, ConfigError, RuntimeArn};
+pub use config::{AgentErrorEvents, AuthMode, Config, ConfigError, RuntimeArn};
 pub use error::{ApiError, UpstreamError, UpstreamKind};
 pub use gateway::Gateway;
 pub use invoke::{AgentCoreClient, AgentResponse, ChunkStream};
 pub use request::Invocation;
 pub use session::SessionId;
-pub use stream::StreamingBody;
+pub use stream::{StreamSettings, StreamingBody};

@@ -77,6 +77,95 @@ pub fn is_error_event(event: &Event) -> bool {
     event.event == ERROR_EVENT
 }
 
+/// An agent's own error event, as the `bedrock-agentcore` Python SDK writes it when a
+/// streaming entrypoint raises: `data: {"error": "<str(exception)>", "error_type":
+/// "<class name>", "message": "An error occurred during streaming"}`, after which it ends
+/// the stream normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentError {
+    /// The exception's class name (`error_type`).
+    pub error_type: String,
+    /// The exception text (`error`): internal detail, for the operator's log only.
+    pub error: String,
+}
+
+/// Recognises an agent's error event. The rule: an event of the default type (`message`,
+/// i.e. no `event:` line) whose `data` is a JSON object with a string member
+/// `error_type` and a member `error` (its text is kept whatever its JSON type). Anything
+/// else, including our own `event: error`, is not one.
+pub fn agent_error(event: &Event) -> Option<AgentError> {
+    if event.event != "message" {
+        return None;
+    }
+    let data = event.data.trim_start();
+    // Token events are JSON strings: skip the JSON parse unless the shape can match.
+    if !data.starts_with('{') || !data.contains("error_type") {
+        return None;
+    }
+    let serde_json::Value::Object(doc) = serde_json::from_str(data).ok()? else {
+        return None;
+    };
+    let error_type = doc.get("error_type")?.as_str()?.to_owned();
+    let error = match doc.get("error")? {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(AgentError { error_type, error })
+}
+
+/// Finds the ends of events (blank lines) in a byte stream fed in arbitrary chunks, with
+/// the WHATWG line rules: a line ends at CRLF, LF or CR, and an empty line ends an event.
+///
+/// Written by hand because the decoder crate yields parsed events, not the byte offsets
+/// at which they end, and the streaming path forwards bytes, not re-encoded events. It
+/// jumps between CR and LF bytes with `memchr`, so it costs little per byte.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventBoundaries {
+    /// The current line has content.
+    in_line: bool,
+    /// The last byte seen was a CR (an LF right after it belongs to the same line end).
+    after_cr: bool,
+}
+
+impl EventBoundaries {
+    /// Scans `chunk` (the bytes after everything scanned before) and returns the offset
+    /// just past the last event end in it, if any.
+    pub fn last_end(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut last = None;
+        self.for_each_end(chunk, |end| last = Some(end));
+        last
+    }
+
+    /// Calls `f` with the offset just past each event end in `chunk`.
+    pub fn for_each_end(&mut self, chunk: &[u8], mut f: impl FnMut(usize)) {
+        let mut pos = 0;
+        while pos < chunk.len() {
+            let Some(hit) = memchr::memchr2(b'\n', b'\r', &chunk[pos..]) else {
+                self.in_line = true;
+                self.after_cr = false;
+                return;
+            };
+            let i = pos + hit;
+            if hit > 0 {
+                self.in_line = true;
+                self.after_cr = false;
+            }
+            let is_cr = chunk[i] == b'\r';
+            if !is_cr && self.after_cr {
+                // The LF of a CRLF: the line already ended at the CR.
+                self.after_cr = false;
+            } else {
+                if !self.in_line {
+                    f(i + 1);
+                }
+                self.in_line = false;
+                self.after_cr = is_cr;
+            }
+            pos = i + 1;
+        }
+    }
+}
+
 /// The bytes of an in-band error event:
 /// `event: error` + `data: {"error": {"code": ..., "message": ...}}`.
 ///
@@ -195,6 +284,68 @@ mod tests {
         assert_eq!(data["error"]["code"], "upstream_reset");
         assert!(!last.data.contains("connection reset by peer"));
         assert_eq!(event_text(&events[0].data), "ok");
+    }
+
+    fn event(name: &str, data: &str) -> Event {
+        Event {
+            event: name.to_owned(),
+            data: data.to_owned(),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn the_sdk_error_event_is_recognised_and_nothing_else() {
+        let sdk = r#"{"error": "db at /srv/x.py failed", "error_type": "ValueError", "message": "An error occurred during streaming"}"#;
+        assert_eq!(
+            agent_error(&event("message", sdk)),
+            Some(AgentError {
+                error_type: "ValueError".into(),
+                error: "db at /srv/x.py failed".into(),
+            })
+        );
+        assert!(agent_error(&event(
+            "message",
+            r#"{"error": {"code": 1}, "error_type": "E"}"#
+        ))
+        .is_some());
+        for data in [
+            r#""error_type""#,
+            r#"{"error_type": "E"}"#,
+            r#"{"error": "x"}"#,
+            r#"{"error": "x", "error_type": 3}"#,
+            r#"{"error": "x", "error_type": "E""#,
+            r#"["error", "error_type"]"#,
+        ] {
+            assert_eq!(agent_error(&event("message", data)), None, "{data}");
+        }
+        assert_eq!(
+            agent_error(&event("error", sdk)),
+            None,
+            "our own event: error"
+        );
+    }
+
+    #[test]
+    fn event_ends_with_every_line_ending_and_across_chunks() {
+        let ends = |chunks: &[&[u8]]| {
+            let mut b = EventBoundaries::default();
+            let mut out = Vec::new();
+            let mut offset = 0;
+            for c in chunks {
+                b.for_each_end(c, |e| out.push(offset + e));
+                offset += c.len();
+            }
+            out
+        };
+        assert_eq!(ends(&[b"data: a\n\ndata: b\n\n"]), [9, 18]);
+        // The end is the CR that makes the line empty; its LF starts the next region.
+        assert_eq!(ends(&[b"data: a\r\n\r\n"]), [10]);
+        assert_eq!(ends(&[b"data: a\r\rdata: b\n"]), [9]);
+        assert_eq!(ends(&[b"data: a\r", b"\n", b"\r", b"\ndata"]), [10]);
+        assert_eq!(ends(&[b"data: a\n", b"\n"]), [9]);
+        assert_eq!(ends(&[b"data: a\ndata: b\n"]), Vec::<usize>::new());
+        assert_eq!(ends(&[b"data", b": a\n\n"]), [9]);
     }
 
     #[test]

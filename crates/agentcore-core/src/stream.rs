@@ -1,25 +1,57 @@
 //! The streaming response body (options 2 and 3): each upstream chunk is written as it
-//! arrives, nothing is buffered, and a failure after the first byte becomes a final
-//! in-band SSE `event: error` (the status line has already gone out).
+//! arrives and nothing is buffered beyond one incomplete event.
+//!
+//! A failure after the first byte cannot change the status line any more, so it ends
+//! the body in the way the answer's content type allows:
+//!
+//! - `text/event-stream`: a final in-band `event: error` (see [`crate::sse::error_event`]),
+//!   then a clean end.
+//! - anything else (JSON, plain text): the body fails, so that the runtime aborts the
+//!   response (`vendor/lambda_runtime/PATCHED.md`) and the client sees an aborted
+//!   transfer, never SSE text appended to a JSON document.
+//!
+//! In an event stream, the agent's own error event (the `bedrock-agentcore` SDK's, see
+//! [`crate::sse::agent_error`]) is replaced by the function's `agent_error` event unless
+//! the operator chose to pass it through. Recognising it needs whole events, so the body
+//! forwards complete events and holds back the incomplete tail of each chunk until its
+//! blank line arrives. A client's SSE parser cannot act on an event before that blank
+//! line either, so what a reader sees is not delayed.
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::time::Instant;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, Stream, StreamExt};
 use http_body::Frame;
 use http_body_util::StreamBody;
 
 use crate::error::{ApiError, UpstreamError, UpstreamKind};
 use crate::invoke::ChunkStream;
-use crate::sse::{error_event, BoundaryTracker};
+use crate::sse::{agent_error, error_event, AgentError, BoundaryTracker, EventBoundaries};
 
-type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
+type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, BodyError>> + Send>>;
 
-/// Body type of streaming responses: a stream of data frames that never fails (failures
-/// are written into the stream instead).
+/// Body type of streaming responses: a stream of data frames. It fails only for answers
+/// that are not event streams (an event stream reports failures in-band instead).
 pub type StreamingBody = StreamBody<FrameStream>;
+
+/// Why a non-SSE answer was cut short: the stable code and client-safe message of the
+/// failure (the runtime aborts the response on it; the detail is in the log).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct BodyError {
+    /// The failure's stable code (`upstream_reset`, `upstream_timeout`, ...).
+    pub code: &'static str,
+    /// Its client-safe message.
+    pub message: String,
+}
+
+/// Largest incomplete event held back while looking for the agent's error event. An
+/// event that grows past it is forwarded as it is (an error event is a few hundred
+/// bytes), so memory stays bounded whatever the agent sends.
+pub const MAX_HELD_EVENT_BYTES: usize = 256 * 1024;
 
 /// A body holding one buffer (error documents, preflight answers).
 pub fn full_body(bytes: impl Into<Bytes>) -> StreamingBody {
@@ -29,95 +61,421 @@ pub fn full_body(bytes: impl Into<Bytes>) -> StreamingBody {
     })))
 }
 
-/// Streams `chunks` to the client. On an upstream error, or when `deadline` passes (the
-/// function's own time limit, less a margin), writes an in-band error event and ends the
-/// stream cleanly. If the client goes away, the runtime drops this body and with it the
-/// upstream connection, which stops the agent read.
-pub fn stream_body(
-    chunks: ChunkStream,
-    session_id: String,
-    deadline: Option<tokio::time::Instant>,
-) -> StreamingBody {
+/// How [`stream_body`] treats one answer.
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// The session id, for the log.
+    pub session_id: String,
+    /// The function's own time limit, less a margin.
+    pub deadline: Option<tokio::time::Instant>,
+    /// The answer is `text/event-stream`: failures are reported in-band.
+    pub event_stream: bool,
+    /// Replace the agent's error events (only for event streams).
+    pub translate_agent_errors: bool,
+}
+
+/// Streams `chunks` to the client. On an upstream error, when `deadline` passes, or when
+/// the upstream stream panics, the body ends as the module documentation describes. If
+/// the client goes away, the runtime drops this body and with it the upstream
+/// connection, which stops the agent read.
+pub fn stream_body(chunks: ChunkStream, settings: StreamSettings) -> StreamingBody {
+    let aligner =
+        (settings.event_stream && settings.translate_agent_errors).then(EventAligner::default);
     let state = StreamState {
         chunks: Some(chunks),
+        aligner,
+        queue: VecDeque::new(),
         tracker: BoundaryTracker::default(),
-        session_id,
+        settings,
         started: Instant::now(),
         bytes: 0,
         chunk_count: 0,
         finished: false,
-        deadline,
     };
     let frames = futures_util::stream::unfold(state, |mut state| async move {
-        let chunks = state.chunks.as_mut()?;
-        let next = match state.deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, chunks.next()).await {
-                Ok(next) => next,
-                Err(_) => Some(Err(UpstreamError::new(
-                    UpstreamKind::Timeout,
-                    "the function's time limit is near: ending the stream",
-                ))),
-            },
-            None => chunks.next().await,
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                state.tracker.observe(&chunk);
-                state.bytes += chunk.len() as u64;
-                state.chunk_count += 1;
-                Some((Ok(Frame::data(chunk)), state))
-            }
-            Some(Err(err)) => {
-                tracing::warn!(
-                    session_id = %state.session_id,
-                    code = err.kind.code(),
-                    detail = %err.detail,
-                    bytes = state.bytes,
-                    "upstream failed mid-stream; sending an in-band error event"
-                );
-                let event = error_event(&ApiError::Upstream(err), !state.tracker.at_boundary());
-                state.chunks = None;
-                state.finished = true;
-                Some((Ok(Frame::data(event)), state))
-            }
-            None => {
-                state.chunks = None;
-                state.finished = true;
-                tracing::info!(
-                    session_id = %state.session_id,
-                    bytes = state.bytes,
-                    chunks = state.chunk_count,
-                    duration_ms = state.started.elapsed().as_millis() as u64,
-                    "stream complete"
-                );
-                None
-            }
-        }
+        let item = state.next_frame().await?;
+        Some((item, state))
     });
     StreamBody::new(Box::pin(frames))
 }
 
 struct StreamState {
     chunks: Option<ChunkStream>,
+    aligner: Option<EventAligner>,
+    /// Frames ready to go out, in order.
+    queue: VecDeque<Result<Frame<Bytes>, BodyError>>,
     tracker: BoundaryTracker,
-    session_id: String,
+    settings: StreamSettings,
     started: Instant,
     bytes: u64,
     chunk_count: u64,
     finished: bool,
-    deadline: Option<tokio::time::Instant>,
+}
+
+impl StreamState {
+    async fn next_frame(&mut self) -> Option<Result<Frame<Bytes>, BodyError>> {
+        loop {
+            if let Some(frame) = self.queue.pop_front() {
+                return Some(frame);
+            }
+            let chunks = self.chunks.as_mut()?;
+            let deadline = self.settings.deadline;
+            // A panic in the upstream stream (the SDK, the HTTP client, our decoding)
+            // ends this answer like any other failure; the process keeps serving.
+            let next = AssertUnwindSafe(async move {
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, chunks.next())
+                        .await
+                        .unwrap_or_else(|_| {
+                            Some(Err(UpstreamError::new(
+                                UpstreamKind::Timeout,
+                                "the function's time limit is near: ending the stream",
+                            )))
+                        }),
+                    None => chunks.next().await,
+                }
+            })
+            .catch_unwind()
+            .await;
+            match next {
+                Ok(Some(Ok(chunk))) => {
+                    self.chunk_count += 1;
+                    match &mut self.aligner {
+                        Some(aligner) => {
+                            let (pieces, agent_failure) = aligner.push(chunk);
+                            for piece in pieces {
+                                self.send(piece);
+                            }
+                            if let Some(failure) = agent_failure {
+                                self.fail_with_agent_error(failure);
+                            }
+                        }
+                        None => self.send(chunk),
+                    }
+                }
+                Ok(Some(Err(err))) => self.fail(ApiError::Upstream(err)),
+                Ok(None) => self.complete(),
+                Err(panic) => self.fail(ApiError::Internal(format!(
+                    "the answer's stream panicked: {}",
+                    panic_message(&*panic)
+                ))),
+            }
+        }
+    }
+
+    fn send(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        self.tracker.observe(&piece);
+        self.bytes += piece.len() as u64;
+        self.queue.push_back(Ok(Frame::data(piece)));
+    }
+
+    fn complete(&mut self) {
+        if let Some(rest) = self.aligner.as_mut().map(EventAligner::finish) {
+            // An unterminated last event: clients drop it, so it is sent as it is.
+            self.send(rest);
+        }
+        self.end();
+        tracing::info!(
+            session_id = %self.settings.session_id,
+            bytes = self.bytes,
+            chunks = self.chunk_count,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            "stream complete"
+        );
+    }
+
+    fn fail_with_agent_error(&mut self, failure: AgentError) {
+        tracing::error!(
+            session_id = %self.settings.session_id,
+            error_type = %failure.error_type,
+            agent_error = %failure.error,
+            bytes = self.bytes,
+            "the agent reported an error mid-stream; sending agent_error in its place"
+        );
+        let err = ApiError::Upstream(UpstreamError::new(
+            UpstreamKind::AgentFailed,
+            format!("{}: {}", failure.error_type, failure.error),
+        ));
+        self.queue.push_back(Ok(Frame::data(error_event(
+            &err,
+            !self.tracker.at_boundary(),
+        ))));
+        self.end();
+    }
+
+    fn fail(&mut self, err: ApiError) {
+        let event_stream = self.settings.event_stream;
+        let outcome = if event_stream {
+            "sending an in-band error event"
+        } else {
+            "aborting the body"
+        };
+        if matches!(err, ApiError::Internal(_)) {
+            tracing::error!(
+                session_id = %self.settings.session_id,
+                code = err.code(),
+                detail = %err.log_detail(),
+                bytes = self.bytes,
+                "the answer's stream failed mid-stream; {outcome}"
+            );
+        } else {
+            tracing::warn!(
+                session_id = %self.settings.session_id,
+                code = err.code(),
+                detail = %err.log_detail(),
+                bytes = self.bytes,
+                "upstream failed mid-stream; {outcome}"
+            );
+        }
+        if event_stream {
+            // Whatever was held back is an incomplete event: the error event replaces it.
+            let needs_terminator = !self.tracker.at_boundary();
+            self.queue
+                .push_back(Ok(Frame::data(error_event(&err, needs_terminator))));
+        } else {
+            self.queue.push_back(Err(BodyError {
+                code: err.code(),
+                message: err.to_string(),
+            }));
+        }
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.chunks = None;
+        self.aligner = None;
+        self.finished = true;
+    }
 }
 
 impl Drop for StreamState {
     fn drop(&mut self) {
         if !self.finished {
             tracing::info!(
-                session_id = %self.session_id,
+                session_id = %self.settings.session_id,
                 bytes = self.bytes,
                 chunks = self.chunk_count,
                 duration_ms = self.started.elapsed().as_millis() as u64,
                 "client went away before the end of the stream; upstream read stopped"
             );
         }
+    }
+}
+
+/// The text of a caught panic's payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+/// Cuts an event stream at event ends, so that each forwarded piece holds whole events,
+/// and finds the agent's error event among them.
+#[derive(Debug, Default)]
+struct EventAligner {
+    /// The incomplete event after the last end seen.
+    pending: BytesMut,
+    boundaries: EventBoundaries,
+    /// The start of the pending event was already forwarded (it outgrew the limit), so it
+    /// is not examined when it completes.
+    pending_overflowed: bool,
+}
+
+impl EventAligner {
+    /// Takes a chunk; returns the pieces to forward now and, when one of the completed
+    /// events is the agent's error event, that error (the pieces then stop before it and
+    /// the rest of the answer is dropped).
+    fn push(&mut self, chunk: Bytes) -> (Vec<Bytes>, Option<AgentError>) {
+        let mut first_end = None;
+        let mut last_end = None;
+        self.boundaries.for_each_end(&chunk, |end| {
+            first_end.get_or_insert(end);
+            last_end = Some(end);
+        });
+        let (Some(first_end), Some(last_end)) = (first_end, last_end) else {
+            self.pending.extend_from_slice(&chunk);
+            if self.pending.len() > MAX_HELD_EVENT_BYTES {
+                self.pending_overflowed = true;
+                return (vec![self.pending.split().freeze()], None);
+            }
+            return (Vec::new(), None);
+        };
+        // The held-back start of the first event, completed by this chunk: the one copy.
+        let skip_first = std::mem::take(&mut self.pending_overflowed);
+        let first = if self.pending.is_empty() {
+            chunk.slice(..first_end)
+        } else {
+            self.pending.extend_from_slice(&chunk[..first_end]);
+            self.pending.split().freeze()
+        };
+        let rest = chunk.slice(first_end..last_end);
+        self.pending.extend_from_slice(&chunk[last_end..]);
+
+        if !skip_first {
+            if let Some(failure) = find_agent_error(&first) {
+                self.pending.clear();
+                return (vec![first.slice(..failure.0)], Some(failure.1));
+            }
+        }
+        if let Some((at, failure)) = find_agent_error(&rest) {
+            self.pending.clear();
+            return (vec![first, rest.slice(..at)], Some(failure));
+        }
+        (vec![first, rest], None)
+    }
+
+    /// What is left at the end of the answer.
+    fn finish(&mut self) -> Bytes {
+        self.pending.split().freeze()
+    }
+}
+
+/// In `events` (whole events), the offset where the agent's error event starts, and it.
+fn find_agent_error(events: &[u8]) -> Option<(usize, AgentError)> {
+    // Cheap pre-check: almost every region has no such event.
+    memchr::memmem::find(events, b"error_type")?;
+    let mut boundaries = EventBoundaries::default();
+    let mut start = 0;
+    let mut found = None;
+    boundaries.for_each_end(events, |end| {
+        if found.is_some() {
+            return;
+        }
+        let one = &events[start..end];
+        let parsed = crate::sse::decode_all(one)
+            .now_or_never()
+            .and_then(Result::ok);
+        if let Some(failure) = parsed.iter().flatten().find_map(agent_error) {
+            found = Some((start, failure));
+        }
+        start = end;
+    });
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDK_ERROR: &str = r#"data: {"error": "KeyError: 'api_key' in /app/agent.py", "error_type": "KeyError", "message": "An error occurred during streaming"}"#;
+
+    fn run(chunks: Vec<&[u8]>) -> (Vec<Bytes>, Option<AgentError>) {
+        let mut aligner = EventAligner::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            let (pieces, failure) = aligner.push(Bytes::copy_from_slice(c));
+            out.extend(pieces);
+            if failure.is_some() {
+                return (out, failure);
+            }
+        }
+        out.push(aligner.finish());
+        (out, None)
+    }
+
+    #[test]
+    fn whole_events_pass_unchanged_however_they_are_split() {
+        let doc = b"data: \"Hel\"\n\ndata: \"lo\"\r\n\r\n: comment\n\ndata: \"!\"\n\n";
+        for split in 0..doc.len() {
+            let (a, b) = doc.split_at(split);
+            let (pieces, failure) = run(vec![a, b]);
+            assert!(failure.is_none());
+            assert_eq!(pieces.concat(), doc.to_vec(), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn the_agent_error_event_is_cut_out_wherever_the_chunks_split() {
+        let before = "data: \"partial answer\"\n\n";
+        let doc = format!("{before}{SDK_ERROR}\n\ndata: \"never\"\n\n");
+        for split in 0..doc.len() {
+            let (a, b) = doc.as_bytes().split_at(split);
+            let (pieces, failure) = run(vec![a, b]);
+            let failure = failure.unwrap_or_else(|| panic!("not found at split {split}"));
+            assert_eq!(failure.error_type, "KeyError");
+            assert!(failure.error.contains("/app/agent.py"));
+            assert_eq!(pieces.concat(), before.as_bytes(), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_event_is_forwarded_rather_than_held() {
+        let big = vec![b'x'; MAX_HELD_EVENT_BYTES + 1];
+        let mut aligner = EventAligner::default();
+        let (pieces, _) = aligner.push(Bytes::from(big.clone()));
+        assert_eq!(pieces.concat(), big);
+        assert!(aligner.pending.is_empty());
+        // Its end is forwarded when it arrives, and later events are examined again.
+        let tail = format!("y\n\n{SDK_ERROR}\n\n");
+        let (pieces, failure) = aligner.push(Bytes::from(tail));
+        assert_eq!(pieces.concat(), b"y\n\n");
+        assert!(failure.is_some());
+    }
+
+    /// Two chunks, then a panic in the upstream stream.
+    fn panicking_chunks() -> ChunkStream {
+        let chunks = [&b"data: \"a\"\n\n"[..], b"data: \"b\"\n\n"]
+            .map(|c| Ok::<_, UpstreamError>(Bytes::from_static(c)));
+        Box::pin(
+            futures_util::stream::iter(chunks).chain(futures_util::stream::poll_fn(|_| {
+                panic!("injected panic in the upstream stream")
+            })),
+        )
+    }
+
+    async fn frames(body: StreamingBody) -> Vec<Result<Bytes, BodyError>> {
+        use http_body_util::BodyExt;
+        let mut body = body;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            out.push(frame.map(|f| f.into_data().unwrap_or_default()));
+        }
+        out
+    }
+
+    fn settings(event_stream: bool) -> StreamSettings {
+        StreamSettings {
+            session_id: "session-test".into(),
+            deadline: None,
+            event_stream,
+            translate_agent_errors: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_mid_stream_ends_an_event_stream_with_internal_error() {
+        let frames = frames(stream_body(panicking_chunks(), settings(true))).await;
+        let bytes: Vec<u8> = frames
+            .into_iter()
+            .map(|f| f.expect("an event stream never fails"))
+            .collect::<Vec<_>>()
+            .concat();
+        let events = crate::sse::decode_all(&bytes).await.expect("sse");
+        assert_eq!(events.len(), 3);
+        assert!(crate::sse::is_error_event(&events[2]));
+        assert!(events[2].data.contains("\"internal_error\""));
+        assert!(!events[2].data.contains("injected"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_mid_stream_fails_any_other_body() {
+        let frames = frames(stream_body(panicking_chunks(), settings(false))).await;
+        assert_eq!(frames.len(), 3);
+        assert!(frames[..2].iter().all(Result::is_ok));
+        let err = frames[2].as_ref().expect_err("the body fails");
+        assert_eq!(err.code, "internal_error");
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_both_payload_types() {
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 1)).expect_err("panics");
+        assert_eq!(panic_message(&*caught), "boom 1");
+        let caught = std::panic::catch_unwind(|| panic!("static")).expect_err("panics");
+        assert_eq!(panic_message(&*caught), "static");
     }
 }

@@ -8,12 +8,18 @@ use std::time::{Duration, Instant};
 use agentcore_core::error::UpstreamKind;
 use agentcore_core::invoke::map_sdk_error;
 use agentcore_core::request::parse_parts;
-use agentcore_core::{AgentCoreClient, ApiError, Config, Invocation};
+use agentcore_core::{AgentCoreClient, ApiError, Config, Gateway, Invocation};
 use agentcore_local::{AuthMode as LocalAuth, LocalConfig, LocalServer};
 use aws_sdk_bedrockagentcore::config::Credentials;
 use aws_sdk_bedrockagentcore::error::ProvideErrorMetadata;
 use aws_sdk_bedrockagentcore::operation::invoke_agent_runtime::InvokeAgentRuntimeError;
 use aws_sdk_bedrockagentcore::primitives::Blob;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -410,5 +416,323 @@ async fn oauth_mode_sends_the_callers_bearer_token() {
     );
     let err = ApiError::from(client.invoke(&inv).await.expect_err("wrong token"));
     assert_eq!((err.status(), err.code()), (403, "token_rejected"));
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Retries: only what provably never reached the agent, in both auth modes
+// ---------------------------------------------------------------------------------------
+
+/// Requests `agentcore-local` received for one session.
+fn received(server: &LocalServer, session: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.session_id.as_deref() == Some(session))
+        .count()
+}
+
+/// Each fault with the number of requests the agent runtime must see with three attempts
+/// allowed: refusals before the agent are retried, nothing else is.
+const RETRY_CASES: [(&str, usize); 6] = [
+    ("ThrottlingException", 3),
+    ("RetryableConflictException", 3),
+    ("InternalServerException", 1),
+    ("RuntimeClientError", 1),
+    ("ServiceQuotaExceededException", 1),
+    ("ValidationException", 1),
+];
+
+async fn assert_retry_policy(
+    server: &LocalServer,
+    config: &Config,
+    client: &AgentCoreClient,
+    headers: HeaderMap,
+) {
+    for (fault, expected) in RETRY_CASES {
+        let inv = invocation(
+            config,
+            serde_json::json!({"prompt": "x", "demo": {"fault": fault}}),
+            headers.clone(),
+        );
+        let err = client.invoke(&inv).await.expect_err(fault);
+        assert!(err.detail.contains(fault), "{fault}: {}", err.detail);
+        assert_eq!(
+            received(server, inv.session_id.as_str()),
+            expected,
+            "{fault}"
+        );
+    }
+    // A failure after AgentCore accepted the request is never retried either. (A timeout
+    // cannot be: the first-byte limit covers every attempt.)
+    let inv = invocation(
+        config,
+        serde_json::json!({"prompt": "x", "demo": {"tokens": 10, "reset_after": 2}}),
+        headers.clone(),
+    );
+    let mut chunks = client.invoke(&inv).await.expect("starts").into_chunks();
+    while let Some(Ok(_)) = chunks.next().await {}
+    assert_eq!(
+        received(server, inv.session_id.as_str()),
+        1,
+        "reset mid-stream"
+    );
+}
+
+#[tokio::test]
+async fn sigv4_mode_retries_only_what_never_reached_the_agent() {
+    let server = local(LocalConfig::default()).await;
+    let config = config(&server, &[("AGENTCORE_MAX_ATTEMPTS", "3")]);
+    let client = client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await;
+    assert_retry_policy(&server, &config, &client, HeaderMap::new()).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oauth_mode_follows_the_same_retry_policy() {
+    let server = local(LocalConfig {
+        auth: LocalAuth::OAuth {
+            token: "good-token".into(),
+        },
+        ..LocalConfig::default()
+    })
+    .await;
+    let config = config(
+        &server,
+        &[
+            ("AGENTCORE_AUTH_MODE", "oauth"),
+            ("AGENTCORE_MAX_ATTEMPTS", "3"),
+        ],
+    );
+    let client = AgentCoreClient::new(&config).await.expect("client");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer good-token"),
+    );
+    assert_retry_policy(&server, &config, &client, headers).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_in_both_modes() {
+    // A port nobody listens on: the connection is refused, so nothing was sent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    for mode in ["sigv4", "oauth"] {
+        let env: HashMap<String, String> = HashMap::from([
+            (
+                "AGENT_RUNTIME_ARN".into(),
+                agentcore_local::DEFAULT_RUNTIME_ARN.into(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE".into(),
+                endpoint.clone(),
+            ),
+            ("AGENTCORE_MAX_ATTEMPTS".into(), "3".into()),
+            ("AGENTCORE_AUTH_MODE".into(), mode.into()),
+        ]);
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+        let client = match mode {
+            "sigv4" => client(&config, "secret").await,
+            _ => AgentCoreClient::new(&config).await.expect("client"),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t"),
+        );
+        let inv = invocation(&config, serde_json::json!({"prompt": "x"}), headers);
+        let err = client.invoke(&inv).await.expect_err("nobody listens");
+        assert_eq!(
+            err.kind,
+            UpstreamKind::Unavailable,
+            "{mode}: {}",
+            err.detail
+        );
+        assert!(err.not_sent, "{mode}: {}", err.detail);
+        assert!(
+            err.detail.ends_with("(attempt 3)"),
+            "{mode}: {}",
+            err.detail
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The gateway: a deadline already passed, the agent's error events passed through, panics
+// ---------------------------------------------------------------------------------------
+
+fn post(body: serde_json::Value) -> lambda_http::Request {
+    http::Request::builder()
+        .method(Method::POST)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(lambda_http::Body::from(body.to_string()))
+        .expect("request")
+}
+
+async fn streamed_body(resp: lambda_http::Response<agentcore_core::StreamingBody>) -> Vec<u8> {
+    http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("the body ends cleanly")
+        .to_bytes()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_deadline_that_has_passed_is_504_at_once_and_the_agent_never_sees_it() {
+    use lambda_http::RequestExt;
+    let server = local(LocalConfig::default()).await;
+    let config = config(&server, &[]);
+    let gateway = Gateway::with_client(
+        config.clone(),
+        client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await,
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let mut context = lambda_http::Context::default();
+    context.deadline = now_ms - 1_000;
+    let request = || {
+        post(serde_json::json!({"prompt": "too late", "demo": {"tokens": 3}}))
+            .with_lambda_context(context.clone())
+    };
+    let started = Instant::now();
+    let buffered = gateway.buffered(request()).await.expect("infallible");
+    let streamed = gateway.streaming(request()).await.expect("infallible");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(buffered.status(), 504);
+    assert_eq!(streamed.status(), 504);
+    let body: serde_json::Value =
+        serde_json::from_slice(&streamed_body(streamed).await).expect("JSON");
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pass_through_mode_gives_clients_the_agents_own_error_events() {
+    let server = local(LocalConfig::default()).await;
+    let config = config(&server, &[("AGENT_ERROR_EVENTS", "pass_through")]);
+    let gateway = Gateway::with_client(
+        config.clone(),
+        client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await,
+    );
+    let failing =
+        || post(serde_json::json!({"prompt": "x", "demo": {"tokens": 5, "error_after": 2}}));
+    let buffered = gateway.buffered(failing()).await.expect("infallible");
+    assert_eq!(buffered.status(), 200);
+    let text = String::from_utf8_lossy(buffered.body().as_ref()).into_owned();
+    assert!(text.contains("OperationalError"), "{text}");
+    let streamed = gateway.streaming(failing()).await.expect("infallible");
+    let body = streamed_body(streamed).await;
+    let events = agentcore_core::sse::decode_all(&body).await.expect("sse");
+    assert_eq!(events.len(), 3);
+    assert!(
+        agentcore_core::sse::agent_error(&events[2]).is_some(),
+        "{events:?}"
+    );
+    server.shutdown().await;
+}
+
+/// An SDK HTTP client that panics when the request body carries [`PANIC_MARK`], and
+/// otherwise sends the request with the default client.
+#[derive(Debug)]
+struct PanicOnMark(SharedHttpClient);
+
+#[derive(Debug)]
+struct PanicOnMarkConnector(SharedHttpConnector);
+
+const PANIC_MARK: &str = "PANIC_IN_THE_HTTP_CLIENT";
+
+impl HttpClient for PanicOnMark {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(PanicOnMarkConnector(
+            self.0.http_connector(settings, components),
+        ))
+    }
+}
+
+impl HttpConnector for PanicOnMarkConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let marked = request
+            .body()
+            .bytes()
+            .is_some_and(|b| String::from_utf8_lossy(b).contains(PANIC_MARK));
+        let sent = self.0.call(request);
+        HttpConnectorFuture::new(async move {
+            if marked {
+                panic!("injected panic ({PANIC_MARK})");
+            }
+            sent.await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_handler_is_a_500_and_the_gateway_keeps_serving() {
+    let server = local(LocalConfig::default()).await;
+    let config = config(&server, &[]);
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(config.endpoint_url.clone().expect("endpoint"))
+        .credentials_provider(Credentials::new(
+            agentcore_local::DEFAULT_ACCESS_KEY_ID,
+            agentcore_local::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let http_client = aws_smithy_http_client::Builder::new().build_http();
+    let sdk = aws_sdk_bedrockagentcore::Client::from_conf(
+        aws_sdk_bedrockagentcore::config::Builder::from(&shared)
+            .http_client(PanicOnMark(http_client))
+            .build(),
+    );
+    let gateway = Gateway::with_client(
+        config.clone(),
+        AgentCoreClient::from_sdk_client(sdk, &config),
+    );
+    let panicking = || post(serde_json::json!({"prompt": PANIC_MARK}));
+    let healthy = || post(serde_json::json!({"prompt": "still there?", "demo": {"tokens": 3}}));
+    for _ in 0..2 {
+        let buffered = gateway.buffered(panicking()).await.expect("infallible");
+        assert_eq!(buffered.status(), 500);
+        let body = String::from_utf8_lossy(buffered.body().as_ref()).into_owned();
+        assert!(body.contains("\"internal_error\""), "{body}");
+        assert!(
+            !body.contains(PANIC_MARK) && !body.contains("panic"),
+            "{body}"
+        );
+        let streamed = gateway.streaming(panicking()).await.expect("infallible");
+        assert_eq!(streamed.status(), 500);
+        let body = String::from_utf8_lossy(&streamed_body(streamed).await).into_owned();
+        assert!(
+            body.contains("\"internal_error\"") && !body.contains(PANIC_MARK),
+            "{body}"
+        );
+
+        let buffered = gateway.buffered(healthy()).await.expect("infallible");
+        assert_eq!(buffered.status(), 200);
+        let streamed = gateway.streaming(healthy()).await.expect("infallible");
+        assert_eq!(streamed.status(), 200);
+        let events = agentcore_core::sse::decode_all(&streamed_body(streamed).await)
+            .await
+            .expect("sse");
+        assert_eq!(events.len(), 3);
+    }
     server.shutdown().await;
 }

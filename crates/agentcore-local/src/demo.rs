@@ -47,9 +47,20 @@ pub const FILLER_WORDS: [&str; 11] = [
 /// Text repeated to fill `total_bytes` answers (ASCII, nothing JSON would escape).
 pub const FILLER_TEXT: &str = "This is a streamed answer from the local AgentCore demo agent. ";
 
-/// The error event written by `error_after` (SSE form; `text` writes it on its own line,
-/// `json` writes the object alone as the document).
-pub const ERROR_EVENT_JSON: &str = r#"{"error": "Agent failed", "error_type": "RuntimeError"}"#;
+/// The exception text in [`ERROR_EVENT_JSON`]: internal detail of the kind a real agent's
+/// exception carries (a connection string, a file path), which must never reach a client.
+pub const AGENT_EXCEPTION_TEXT: &str =
+    "connection to postgres://agent:hunter2@db.internal:5432/memory refused (/app/agent.py, line 42)";
+
+/// The error event written by `error_after`, in the exact shape the `bedrock-agentcore`
+/// Python SDK writes when a streaming entrypoint raises (`json.dumps` of `error`,
+/// `error_type` and `message`) before ending the stream normally. SSE form:
+/// `data: <this>`; `text` writes it on its own line, `json` writes the object alone as the
+/// document.
+pub const ERROR_EVENT_JSON: &str = concat!(
+    r#"{"error": "connection to postgres://agent:hunter2@db.internal:5432/memory refused (/app/agent.py, line 42)", "#,
+    r#""error_type": "OperationalError", "message": "An error occurred during streaming"}"#
+);
 
 /// Largest SSE event written in `total_bytes` mode (bytes, framing included).
 pub const TOTAL_BYTES_EVENT_SIZE: u64 = 1024;
@@ -108,7 +119,9 @@ impl DemoFormat {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoKnobs {
-    /// Number of tokens (events). Ignored when `total_bytes` is set.
+    /// Number of tokens (events). Ignored when `total_bytes` is set. `0` is an empty
+    /// turn: `200` with an empty body, as the SDK answers when an entrypoint yields
+    /// nothing.
     pub tokens: Option<u64>,
     /// Pause before each token after the first, in milliseconds (server default applies).
     /// With `total_bytes`: pause between writes, and only when given in the request.
@@ -118,6 +131,10 @@ pub struct DemoKnobs {
     /// Answer of exactly this many body bytes (at least 11 for `sse`, 16 for `json`),
     /// generated lazily; `tokens` and `stamp` are ignored.
     pub total_bytes: Option<u64>,
+    /// Text repeated to fill a `total_bytes` answer instead of [`FILLER_TEXT`]. For `sse`
+    /// and `json`, where it is written inside a JSON string, it must be printable ASCII
+    /// without `"` or `\`; `text` takes any UTF-8 (it may be cut inside a character).
+    pub filler: Option<String>,
     /// `sse` (default), `json` or `text`.
     pub format: Option<DemoFormat>,
     /// Each token is the microseconds since the UNIX epoch when it was produced, plus a space.
@@ -185,6 +202,22 @@ impl DemoRequest {
             .clone()
             .unwrap_or_else(|| format!("{kind} injected by the agentcore-local demo agent"));
         Ok(Some(ApiError::new(kind, message)))
+    }
+
+    /// The filler text of a `total_bytes` answer. A filler that the format cannot carry
+    /// as it is (see [`DemoKnobs::filler`]) is a `ValidationException`.
+    pub fn filler(&self) -> Result<Vec<u8>, ApiError> {
+        let Some(text) = &self.knobs.filler else {
+            return Ok(FILLER_TEXT.as_bytes().to_vec());
+        };
+        let raw_in_json = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+        if text.is_empty() || (self.format() != DemoFormat::Text && !text.bytes().all(raw_in_json))
+        {
+            return Err(ApiError::validation(
+                "the demo `filler` must be non-empty, and printable ASCII without '\"' or '\\' for the sse and json formats",
+            ));
+        }
+        Ok(text.as_bytes().to_vec())
     }
 
     /// The output format.
@@ -275,7 +308,9 @@ enum Source {
     Filler {
         /// Bytes of units still to write (prefix and suffix excluded).
         remaining: u64,
-        /// Position in [`FILLER_TEXT`].
+        /// The text repeated ([`FILLER_TEXT`] unless the request gave one).
+        text: Vec<u8>,
+        /// Position in `text`.
         pos: usize,
     },
 }
@@ -306,8 +341,7 @@ struct Writer {
     phase: Phase,
 }
 
-fn filler(pos: &mut usize, len: usize) -> Vec<u8> {
-    let text = FILLER_TEXT.as_bytes();
+fn filler(text: &[u8], pos: &mut usize, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         let take = (len - out.len()).min(text.len() - *pos);
@@ -338,7 +372,11 @@ impl Writer {
                 *next += 1;
                 Some(frame_token(format, &token))
             }
-            Source::Filler { remaining, pos } => {
+            Source::Filler {
+                remaining,
+                text,
+                pos,
+            } => {
                 if *remaining == 0 {
                     return None;
                 }
@@ -357,14 +395,14 @@ impl Writer {
                         let text_len = usize::try_from(size.saturating_sub(10)).unwrap_or(0);
                         let mut unit = Vec::with_capacity(text_len + 10);
                         unit.extend_from_slice(b"data: \"");
-                        unit.extend_from_slice(&filler(pos, text_len));
+                        unit.extend_from_slice(&filler(text, pos, text_len));
                         unit.extend_from_slice(b"\"\n\n");
                         Some(unit)
                     }
                     DemoFormat::Json | DemoFormat::Text => {
                         let size = (*remaining).min(TOTAL_BYTES_EVENT_SIZE);
                         *remaining -= size;
-                        Some(filler(pos, usize::try_from(size).unwrap_or(0)))
+                        Some(filler(text, pos, usize::try_from(size).unwrap_or(0)))
                     }
                 }
             }
@@ -453,10 +491,12 @@ impl Writer {
 ///
 /// With `reset_after`, the stream ends with an error so that hyper aborts the chunked
 /// response.
+///
+/// Fails (before any byte) when the request's `filler` cannot be used.
 pub fn answer_stream(
     request: &DemoRequest,
     defaults: &DemoDefaults,
-) -> impl Stream<Item = Result<Bytes, DemoReset>> + Send + 'static {
+) -> Result<impl Stream<Item = Result<Bytes, DemoReset>> + Send + 'static, ApiError> {
     let knobs = &request.knobs;
     let format = request.format();
     let json_prefix = br#"{"response": ""#.to_vec();
@@ -471,6 +511,7 @@ pub fn answer_stream(
             (
                 Source::Filler {
                     remaining: units_len,
+                    text: request.filler()?,
                     pos: 0,
                 },
                 prefix,
@@ -518,9 +559,10 @@ pub fn answer_stream(
         reset_after: knobs.reset_after,
         phase: Phase::Units,
     };
-    futures_util::stream::unfold(writer, |mut writer| async move {
-        writer.next_write().await.map(|item| (item, writer))
-    })
+    Ok(futures_util::stream::unfold(
+        writer,
+        |mut writer| async move { writer.next_write().await.map(|item| (item, writer)) },
+    ))
 }
 
 #[cfg(test)]
@@ -530,7 +572,7 @@ mod tests {
 
     async fn collect(payload: serde_json::Value) -> (Vec<Bytes>, bool) {
         let request = DemoRequest::parse(payload.to_string().as_bytes()).expect("parse");
-        let stream = answer_stream(&request, &DemoDefaults::default());
+        let stream = answer_stream(&request, &DemoDefaults::default()).expect("valid knobs");
         futures_util::pin_mut!(stream);
         let mut writes = Vec::new();
         let mut errored = false;
@@ -627,7 +669,7 @@ mod tests {
             delay_ms: 1000,
             ..DemoDefaults::default()
         };
-        let stream = answer_stream(&request, &defaults);
+        let stream = answer_stream(&request, &defaults).expect("valid knobs");
         futures_util::pin_mut!(stream);
         let mut total = 0;
         let mut writes = 0;
@@ -643,6 +685,25 @@ mod tests {
         assert_eq!(writes, 5, "64 KiB writes");
     }
 
+    #[test]
+    fn the_error_event_is_the_sdk_shape_and_carries_the_exception_text() {
+        let doc: serde_json::Value = serde_json::from_str(ERROR_EVENT_JSON).expect("json");
+        assert_eq!(doc["error"], AGENT_EXCEPTION_TEXT);
+        assert_eq!(doc["error_type"], "OperationalError");
+        assert_eq!(doc["message"], "An error occurred during streaming");
+        assert_eq!(doc.as_object().map(|o| o.len()), Some(3));
+    }
+
+    #[tokio::test]
+    async fn zero_tokens_is_an_empty_body() {
+        for format in ["sse", "text"] {
+            let (writes, errored) =
+                collect(serde_json::json!({"demo": {"tokens": 0, "format": format}})).await;
+            assert!(!errored);
+            assert!(writes.is_empty(), "{format}: {writes:?}");
+        }
+    }
+
     #[tokio::test]
     async fn error_after_and_reset_after() {
         let (writes, errored) =
@@ -656,6 +717,27 @@ mod tests {
             collect(serde_json::json!({"demo": {"tokens": 10, "reset_after": 2}})).await;
         assert!(errored);
         assert_eq!(writes.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_text_filler_is_repeated_exactly_and_json_fillers_must_need_no_escaping() {
+        let (writes, _) = collect(serde_json::json!({
+            "demo": {"format": "text", "total_bytes": 10, "filler": "\"\\\n"}
+        }))
+        .await;
+        assert_eq!(writes.concat(), b"\"\\\n\"\\\n\"\\\n\"");
+        for format in ["sse", "json"] {
+            let req = DemoRequest::parse(
+                serde_json::json!({"demo": {"format": format, "total_bytes": 100, "filler": "a\"b"}})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect("parse");
+            assert!(
+                answer_stream(&req, &DemoDefaults::default()).is_err(),
+                "{format}"
+            );
+        }
     }
 
     #[test]

@@ -56,7 +56,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use demo::{demo_text, DemoDefaults, DemoFormat, DemoKnobs};
+pub use demo::{
+    demo_text, DemoDefaults, DemoFormat, DemoKnobs, AGENT_EXCEPTION_TEXT, ERROR_EVENT_JSON,
+};
 pub use error::{ApiError, ErrorType};
 
 /// Default listen address of the binary.

@@ -423,7 +423,7 @@ async fn demo(state: &AppState, payload: &[u8]) -> Result<Response, ApiError> {
     if let Some(fault) = fault {
         return Err(fault);
     }
-    let body = Body::from_stream(answer_stream(&request, &state.config.demo));
+    let body = Body::from_stream(answer_stream(&request, &state.config.demo)?);
     let mut response = Response::new(body);
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -398,7 +398,7 @@ async fn reset_error_event_first_byte_delay_and_large_bodies() {
         .into_bytes();
     let text = String::from_utf8_lossy(&body);
     assert!(
-        text.ends_with("data: {\"error\": \"Agent failed\", \"error_type\": \"RuntimeError\"}\n\n"),
+        text.ends_with(&format!("data: {}\n\n", agentcore_local::ERROR_EVENT_JSON)),
         "{text}"
     );
     assert_eq!(text.matches("data: ").count(), 3);

@@ -1,4 +1,11 @@
-//! `InvokeWithResponseStream` for `cargo lambda watch`.
+//! The Lambda API of the local stack, in front of `cargo lambda watch`: `Invoke` with
+//! Lambda's payload limits, and `InvokeWithResponseStream`.
+//!
+//! `cargo lambda watch` 1.9.2 does not enforce Lambda's 6 MB limit on a buffered
+//! response. Lambda does: a larger response is not delivered; `Invoke` answers `200` with
+//! `X-Amz-Function-Error: Unhandled` and a `Function.ResponseSizeTooLarge` error document,
+//! and API Gateway turns that into its generic `502`. This shim's `Invoke` does the same,
+//! so that option 1's own size check is tested against a real limit.
 //!
 //! `cargo lambda watch` 1.9.2 does not route the `InvokeWithResponseStream` API
 //! (`POST /2021-11-15/functions/{name}/response-streaming-invocations` falls through to its
@@ -58,7 +65,8 @@ pub struct LambdaShim {
 }
 
 impl LambdaShim {
-    /// Serves `InvokeWithResponseStream` on `listen`, backed by watch at `watch_endpoint`.
+    /// Serves `Invoke` and `InvokeWithResponseStream` on `listen`, backed by watch at
+    /// `watch_endpoint`.
     pub async fn start(listen: SocketAddr, watch_endpoint: String) -> std::io::Result<Self> {
         let state = Arc::new(ShimState {
             http: reqwest::Client::new(),
@@ -69,12 +77,13 @@ impl LambdaShim {
                 "/2021-11-15/functions/{name}/response-streaming-invocations",
                 post(invoke_with_response_stream),
             )
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke))
             .with_state(state);
         let server = BackgroundServer::start(listen, app, "Lambda streaming shim").await?;
         Ok(Self { server })
     }
 
-    /// The endpoint URL to give the SDK for Lambda.
+    /// The endpoint URL to give the SDK for Lambda (both APIs).
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.server.addr())
     }
@@ -83,6 +92,90 @@ impl LambdaShim {
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
+}
+
+/// Lambda's limit on a synchronous invocation's payload and buffered response, in bytes,
+/// as its own error message states it.
+pub const PAYLOAD_LIMIT: usize = 6_291_556;
+
+async fn invoke(
+    State(state): State<Arc<ShimState>>,
+    Path(name): Path<String>,
+    headers: http::HeaderMap,
+    payload: Bytes,
+) -> Response {
+    if payload.len() > PAYLOAD_LIMIT {
+        return service_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            &format!(
+                "Request must be smaller than {PAYLOAD_LIMIT} bytes for the InvokeFunction operation"
+            ),
+        );
+    }
+    let url = format!("{}/2015-03-31/functions/{name}/invocations", state.watch);
+    let mut request = state.http.post(url).body(payload);
+    for name in [
+        "x-amz-invocation-type",
+        "x-amz-log-type",
+        "x-amz-client-context",
+    ] {
+        if let Some(v) = headers.get(name) {
+            request = request.header(name, v);
+        }
+    }
+    let upstream = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return service_error(
+                StatusCode::BAD_GATEWAY,
+                "ServiceException",
+                &format!("cargo lambda watch did not answer: {e}"),
+            )
+        }
+    };
+    let status = upstream.status();
+    let mut answer = Response::builder().status(status);
+    for (k, v) in upstream.headers() {
+        if !HOP_HEADERS.contains(&k.as_str()) {
+            answer = answer.header(k, v);
+        }
+    }
+    // Read at most one byte past the limit: enough to know the response is too large.
+    let mut body = BytesMut::new();
+    let mut stream = upstream.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(e) => {
+                return service_error(
+                    StatusCode::BAD_GATEWAY,
+                    "ServiceException",
+                    &format!("the function's response broke: {e}"),
+                )
+            }
+        }
+        if body.len() > PAYLOAD_LIMIT {
+            break;
+        }
+    }
+    if status.is_success() && body.len() > PAYLOAD_LIMIT {
+        tracing::warn!(function = %name, "response over Lambda's {PAYLOAD_LIMIT}-byte limit: answered as a function error");
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("x-amz-function-error", "Unhandled")
+            .header("x-amz-executed-version", "$LATEST")
+            .body(Body::from(
+                json!({
+                    "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({PAYLOAD_LIMIT} bytes)."),
+                    "errorType": "Function.ResponseSizeTooLarge",
+                })
+                .to_string(),
+            ))
+            .unwrap_or_default();
+    }
+    answer.body(Body::from(body.freeze())).unwrap_or_default()
 }
 
 async fn invoke_with_response_stream(

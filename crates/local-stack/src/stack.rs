@@ -142,7 +142,8 @@ pub enum StackError {
 pub struct Urls {
     /// `agentcore-local`, when it runs.
     pub agentcore: Option<String>,
-    /// `cargo lambda watch` (Lambda `Invoke` API and Function URLs).
+    /// The Lambda `Invoke` API (the shim in front of `cargo lambda watch`, with Lambda's
+    /// payload limits).
     pub lambda: String,
     /// The Lambda API endpoint that serves `InvokeWithResponseStream`.
     pub lambda_streaming: String,
@@ -261,9 +262,11 @@ impl Stack {
                 addr: "127.0.0.1:0".into(),
                 source,
             })?;
+        // Both Lambda APIs go through the shim: it enforces Lambda's payload limits on
+        // `Invoke` and serves `InvokeWithResponseStream` (see `lambda_shim`).
         let mut gw_config = ApiGatewayConfig::standard(
             SocketAddr::from(([127, 0, 0, 1], opts.apigw_port)),
-            lambda.clone(),
+            shim.endpoint_url(),
             shim.endpoint_url(),
         );
         gw_config.cors_allow_origin = opts.cors_allow_origin.clone();
@@ -280,7 +283,7 @@ impl Stack {
             option1: format!("{gw}/option1/invoke"),
             option2: format!("{lambda}/lambda-url/option2-lambda-url/"),
             option3: format!("{gw}/option3/invoke"),
-            lambda,
+            lambda: shim.endpoint_url(),
             lambda_streaming: shim.endpoint_url(),
         };
         let stack = Self {
@@ -430,7 +433,9 @@ pub async fn build_functions(release: bool, progress: bool) -> Result<(), StackE
             let text = line.trim();
             if let Some(what) = text.strip_prefix("Compiling ") {
                 compiled += 1;
-                status_line.show(&format!("compiling {what} ({compiled} crates so far)"));
+                // "tokio v1.54.1", without a workspace member's "(/path/to/it)".
+                let what = what.split(" (").next().unwrap_or(what);
+                status_line.show(&format!("compiling crate {compiled}: {what}"));
             } else if text.starts_with("Blocking") {
                 // Another cargo holds the build directory (a second stack, an IDE, a test).
                 status_line.show(text);

@@ -18,8 +18,9 @@ use serde_json::{json, Map, Value};
 
 /// `MAX_REQUEST_BYTES` of the functions under test.
 pub const MAX_REQUEST_BYTES: usize = 65_536;
-/// `MAX_RESPONSE_BYTES` (option 1).
-pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
+/// `MAX_RESPONSE_BYTES` (option 1): the production default, so that option 1's size check
+/// meets Lambda's own limit (enforced by the local Lambda API, see `lambda_shim`).
+pub const MAX_RESPONSE_BYTES: usize = agentcore_core::config::DEFAULT_MAX_RESPONSE_BYTES;
 /// `UPSTREAM_FIRST_BYTE_TIMEOUT_MS`.
 pub const FIRST_BYTE_TIMEOUT_MS: u64 = 2_000;
 /// `RESPONSE_DEADLINE_MS` (option 1).
@@ -46,7 +47,6 @@ fn options() -> StackOptions {
             FIRST_BYTE_TIMEOUT_MS.to_string(),
         ),
         ("RESPONSE_DEADLINE_MS", RESPONSE_DEADLINE_MS.to_string()),
-        ("MAX_RESPONSE_BYTES", MAX_RESPONSE_BYTES.to_string()),
         ("MAX_REQUEST_BYTES", MAX_REQUEST_BYTES.to_string()),
     ];
     StackOptions {
@@ -385,6 +385,17 @@ pub fn v1_post(body: &str) -> Value {
     v1_event("POST", &[], Some(body))
 }
 
+/// A Function URL (v2) POST event with `body`, from option 2's sample event.
+pub fn v2_post(body: &str, base64: bool) -> Value {
+    let path = local_stack::stack::workspace_root().join("option2-lambda-url/events/invoke.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut event: Value = serde_json::from_str(&text).expect("sample event is JSON");
+    event["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+    event["body"] = json!(body);
+    event["isBase64Encoded"] = json!(base64);
+    event
+}
+
 /// The functions' log (`cargo lambda watch` output).
 pub fn watch_log() -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-watch.log"))
@@ -488,11 +499,16 @@ impl Streamed {
 
 /// Option 3 through `InvokeWithResponseStream` with `event`, read to the end.
 pub async fn invoke_option3_stream(event: &Value) -> Streamed {
+    invoke_stream(OPTION3, event).await
+}
+
+/// A streaming function through `InvokeWithResponseStream` with `event`, read to the end.
+pub async fn invoke_stream(function: &str, event: &Value) -> Streamed {
     let client = lambda(&stack().urls().lambda_streaming);
     let sent = Instant::now();
     let call = client
         .invoke_with_response_stream()
-        .function_name(OPTION3)
+        .function_name(function)
         .payload(Blob::new(serde_json::to_vec(event).expect("event")))
         .send();
     let mut out = tokio::time::timeout(REQUEST_LIMIT, call)
