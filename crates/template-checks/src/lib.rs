@@ -6,8 +6,16 @@
 //!
 //! - secure defaults: IAM auth on the Function URL and on both REST APIs, one named CORS
 //!   origin (never `*`), `arm64` and 128 MB;
-//! - least privilege: `bedrock-agentcore:InvokeAgentRuntime` only, on the configured
-//!   runtime ARN only; API Gateway's invoke role limited to the one function;
+//! - least privilege: `bedrock-agentcore:InvokeAgentRuntime` and `StopRuntimeSession` (and
+//!   `InvokeAgentRuntimeForUser` only when `RuntimeUserId=true`), on the configured runtime
+//!   ARN only; API Gateway's invoke role limited to the one function;
+//! - callers and sessions: the `CallerIdentity`/`SessionScope`/`Jwt*` parameters wired to
+//!   the function's environment, and the template `Rules` that refuse an endpoint that would
+//!   be anonymous by accident. The tests evaluate those Rules and Conditions for parameter
+//!   combinations (defaults, a public JWT endpoint, CloudFront OAC, a Cognito authorizer,
+//!   ...) as CloudFormation does before it creates anything;
+//! - `DELETE` (ending a session) on the same path as `POST`, with the same auth and
+//!   integration, and allowed by the CORS preflights;
 //! - timeouts that agree: option 1 gives up before API Gateway's 29 s, option 3 streams
 //!   through the `response-streaming-invocations` URI with `ResponseTransferMode: STREAM`;
 //! - buildability: `BuildMethod: rust-cargolambda` with the workspace binary of each option;

@@ -5,7 +5,7 @@
 //! (`{"Ref": "X"}`, `{"Fn::Sub": "s"}`, `{"Fn::GetAtt": ["A", "B"]}`, `{"Fn::If": [...]}`),
 //! so every assertion below sees the template as CloudFormation does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -222,6 +222,188 @@ fn env_vars(function: &Value) -> &Map<String, Value> {
 }
 
 // ------------------------------------------------------------------------------------------
+// Rules and Conditions, evaluated for one set of parameter values
+//
+// CloudFormation checks the template's `Rules` against the parameter values before it
+// creates anything, and picks `Fn::If` branches and conditional resources by `Conditions`.
+// This evaluator does the same for the intrinsics the templates use in them (`Ref` to a
+// parameter, `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`, `Fn::If`,
+// `AWS::NoValue`), so a test can deploy a combination of parameters on paper and see which
+// rules refuse it and what the methods and policies become. A `Ref` to anything that is
+// not a parameter, inside a rule or a condition, fails the test (a misspelt name would
+// otherwise compare unequal to everything and silently weaken the rule).
+
+/// A sample runtime ARN: `AgentRuntimeArn` is the one parameter with no default.
+const SAMPLE_RUNTIME_ARN: &str =
+    "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent-abc123";
+const SAMPLE_USER_POOL_ARN: &str =
+    "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123";
+const SAMPLE_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123";
+
+/// The template with parameter values: the defaults, overridden by a deployment's choices.
+struct Deployment<'t> {
+    template: &'t Value,
+    values: BTreeMap<String, String>,
+}
+
+impl<'t> Deployment<'t> {
+    fn new(template: &'t Value, overrides: &[(&str, &str)]) -> Self {
+        let mut values = BTreeMap::new();
+        let params = template["Parameters"].as_object().expect("Parameters");
+        for (name, p) in params {
+            let value = match p.get("Default") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            values.insert(name.clone(), value);
+        }
+        values.insert("AgentRuntimeArn".to_owned(), SAMPLE_RUNTIME_ARN.to_owned());
+        for (name, value) in overrides {
+            let p = params
+                .get(*name)
+                .unwrap_or_else(|| panic!("no parameter {name} to override"));
+            if let Some(allowed) = p.get("AllowedValues").and_then(Value::as_array) {
+                assert!(
+                    allowed.iter().any(|a| a.as_str() == Some(value)),
+                    "{name}={value} is not among its AllowedValues {allowed:?}"
+                );
+            }
+            values.insert((*name).to_owned(), (*value).to_owned());
+        }
+        Self { template, values }
+    }
+
+    fn param(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .unwrap_or_else(|| panic!("Ref {name}: not a parameter"))
+    }
+
+    /// The value of an expression made of parameters and comparisons.
+    fn eval(&self, v: &Value) -> Value {
+        let Some(map) = v.as_object().filter(|m| m.len() == 1) else {
+            return v.clone();
+        };
+        let (key, arg) = map.iter().next().expect("one key");
+        let args = || {
+            arg.as_array()
+                .unwrap_or_else(|| panic!("{key} takes a list"))
+        };
+        match key.as_str() {
+            "Ref" => json!(self.param(arg.as_str().expect("Ref name"))),
+            "Condition" => json!(self.condition(arg.as_str().expect("condition name"))),
+            "Fn::Equals" => {
+                let a = args();
+                assert_eq!(a.len(), 2, "Fn::Equals takes two values");
+                json!(self.eval(&a[0]) == self.eval(&a[1]))
+            }
+            "Fn::Not" => json!(!self.truth(&args()[0])),
+            "Fn::And" => json!(args().iter().all(|c| self.truth(c))),
+            "Fn::Or" => json!(args().iter().any(|c| self.truth(c))),
+            "Fn::If" => {
+                let a = args();
+                let chosen = if self.condition(a[0].as_str().expect("condition name")) {
+                    &a[1]
+                } else {
+                    &a[2]
+                };
+                self.eval(chosen)
+            }
+            other => panic!("the evaluator does not know {other} in {v}"),
+        }
+    }
+
+    fn truth(&self, v: &Value) -> bool {
+        self.eval(v)
+            .as_bool()
+            .unwrap_or_else(|| panic!("{v} is not a condition"))
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let c = self.template["Conditions"]
+            .get(name)
+            .unwrap_or_else(|| panic!("no condition {name}"));
+        self.truth(c)
+    }
+
+    /// The names of the rules that refuse this deployment.
+    fn refusals(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let rules = self.template["Rules"].as_object().expect("Rules");
+        for (name, rule) in rules {
+            if let Some(condition) = rule.get("RuleCondition") {
+                if !self.truth(condition) {
+                    continue;
+                }
+            }
+            let assertions = rule["Assertions"].as_array().expect("Assertions");
+            if assertions.iter().any(|a| !self.truth(&a["Assert"])) {
+                out.insert(name.clone());
+            }
+        }
+        out
+    }
+
+    /// `v` as CloudFormation leaves it: `Fn::If` replaced by its chosen branch, values that
+    /// are `AWS::NoValue` removed (`None` for the root). Other intrinsics are kept as they are.
+    fn resolve(&self, v: &Value) -> Option<Value> {
+        if *v == reference("AWS::NoValue") {
+            return None;
+        }
+        if let Some(args) = v.get("Fn::If").and_then(Value::as_array) {
+            if v.as_object().is_some_and(|m| m.len() == 1) {
+                let chosen = if self.condition(args[0].as_str().expect("condition name")) {
+                    &args[1]
+                } else {
+                    &args[2]
+                };
+                return self.resolve(chosen);
+            }
+        }
+        Some(match v {
+            Value::Array(items) => {
+                Value::Array(items.iter().filter_map(|i| self.resolve(i)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| self.resolve(v).map(|v| (k.clone(), v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// The resources this deployment creates (those whose `Condition` holds), resolved.
+    fn resources(&self) -> BTreeMap<String, Value> {
+        resources(self.template)
+            .iter()
+            .filter(|(_, r)| {
+                r.get("Condition")
+                    .and_then(Value::as_str)
+                    .is_none_or(|c| self.condition(c))
+            })
+            .map(|(id, r)| (id.clone(), self.resolve(r).expect("a resource")))
+            .collect()
+    }
+}
+
+/// The options with an API Gateway in front, and the name each gives its method-auth parameter.
+const API_OPTIONS: [(&str, &str); 2] = [
+    ("option1-api-gateway", "ApiAuthType"),
+    ("option3-api-gateway-streaming", "AuthorizationType"),
+];
+
+/// A rule's text, every parameter it names, in its condition or its assertions.
+fn params_named(v: &Value) -> BTreeSet<&str> {
+    entries(v)
+        .into_iter()
+        .filter(|(k, _)| *k == "Ref")
+        .filter_map(|(_, v)| v.as_str())
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
 // Every template
 
 #[test]
@@ -364,8 +546,10 @@ fn functions_log_to_their_own_group_with_retention() {
 // ------------------------------------------------------------------------------------------
 // IAM
 
+/// The function may invoke the runtime, end its sessions (DELETE), and (only with
+/// RuntimeUserId=true, see below) invoke it for a user: one statement each, nothing else.
 #[test]
-fn agentcore_permission_is_invoke_only_on_the_configured_runtime() {
+fn agentcore_permissions_are_scoped_to_the_configured_runtime() {
     for option in OPTIONS {
         let t = load_template(&option);
         let (_, function) = the_function(&t);
@@ -378,6 +562,11 @@ fn agentcore_permission_is_invoke_only_on_the_configured_runtime() {
 
         let statements = iam_statements(resources_value(&t));
         let mut invoke_statements = 0;
+        let mut agentcore_actions = BTreeSet::from([
+            "bedrock-agentcore:InvokeAgentRuntime",
+            "bedrock-agentcore:StopRuntimeSession",
+            "bedrock-agentcore:InvokeAgentRuntimeForUser",
+        ]);
         for statement in &statements {
             let actions = statement_actions(statement);
             for action in &actions {
@@ -395,11 +584,12 @@ fn agentcore_permission_is_invoke_only_on_the_configured_runtime() {
             }
             invoke_statements += 1;
             assert_eq!(statement["Effect"], json!("Allow"));
-            assert_eq!(
-                actions,
-                ["bedrock-agentcore:InvokeAgentRuntime"],
-                "{}",
-                option.name
+            assert_eq!(actions.len(), 1, "{}: {actions:?}", option.name);
+            assert!(
+                agentcore_actions.remove(actions[0].as_str()),
+                "{}: unexpected or repeated {}",
+                option.name,
+                actions[0]
             );
             let resources = statement_resources(statement);
             assert!(!resources.is_empty());
@@ -416,7 +606,8 @@ fn agentcore_permission_is_invoke_only_on_the_configured_runtime() {
                 );
             }
         }
-        assert_eq!(invoke_statements, 1, "{}", option.name);
+        assert_eq!(invoke_statements, 3, "{}", option.name);
+        assert!(agentcore_actions.is_empty(), "{}", option.name);
     }
 }
 
@@ -568,11 +759,17 @@ fn option1_api_is_iam_authenticated_by_default_and_throttled_and_logged() {
     );
     let (_, api) = resources_of_type(&t, "AWS::Serverless::Api")[0];
     let p = props(api);
-    let paths = &p["DefinitionBody"]["paths"]["/invoke"];
-    assert_eq!(
-        paths["post"]["x-amazon-apigateway-auth"]["type"],
-        reference("ApiAuthType")
-    );
+    // Without a Cognito user pool (the default), POST and DELETE use ApiAuthType.
+    let paths = &Deployment::new(&t, &[])
+        .resolve(&p["DefinitionBody"]["paths"]["/invoke"])
+        .expect("/invoke");
+    for verb in ["post", "delete"] {
+        assert_eq!(
+            paths[verb]["x-amazon-apigateway-auth"]["type"],
+            reference("ApiAuthType"),
+            "{verb}"
+        );
+    }
     assert_eq!(
         paths["options"]["x-amazon-apigateway-auth"]["type"],
         json!("NONE")
@@ -712,10 +909,16 @@ fn option3_api_is_iam_authenticated_by_default_and_throttled_and_logged() {
         json!(["AWS_IAM", "NONE"])
     );
     let methods = resources_of_type(&t, "AWS::ApiGateway::Method");
+    let defaults = Deployment::new(&t, &[]);
     for (id, method) in &methods {
         let p = props(method);
         match p["HttpMethod"].as_str() {
-            Some("POST") => assert_eq!(p["AuthorizationType"], reference("AuthorizationType")),
+            // AuthorizationType, unless a Cognito user pool is set (see below).
+            Some("POST" | "DELETE") => assert_eq!(
+                defaults.resolve(&p["AuthorizationType"]),
+                Some(reference("AuthorizationType")),
+                "{id}"
+            ),
             Some("OPTIONS") => {
                 assert_eq!(p["AuthorizationType"], json!("NONE"), "{id}");
                 assert_eq!(p["Integration"]["Type"], json!("MOCK"), "{id}");
@@ -723,7 +926,7 @@ fn option3_api_is_iam_authenticated_by_default_and_throttled_and_logged() {
             other => panic!("unexpected method {other:?} in {id}"),
         }
     }
-    assert_eq!(methods.len(), 2);
+    assert_eq!(methods.len(), 3);
     let (_, api) = resources_of_type(&t, "AWS::ApiGateway::RestApi")[0];
     assert_eq!(
         props(api)["EndpointConfiguration"]["Types"],
@@ -733,6 +936,690 @@ fn option3_api_is_iam_authenticated_by_default_and_throttled_and_logged() {
     assert_eq!(stages.len(), 1);
     assert_stage_throttled_and_logged(props(stages[0].1));
     assert_eq!(as_number(&param_default(&t, "Timeout")), Some(900.0));
+}
+
+// ------------------------------------------------------------------------------------------
+// Callers and sessions (issue 12): parameters, environment, rules
+
+#[test]
+fn identity_parameters_keep_the_secure_defaults() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let name = option.name;
+        // Today's front door stays: the IAM (SigV4) caller is the identity.
+        assert_eq!(param_default(&t, "CallerIdentity"), json!("iam"), "{name}");
+        let identities: BTreeSet<&str> = param(&t, "CallerIdentity")["AllowedValues"]
+            .as_array()
+            .expect("CallerIdentity AllowedValues")
+            .iter()
+            .map(|v| v.as_str().expect("string"))
+            .collect();
+        assert_eq!(
+            identities,
+            BTreeSet::from(["iam", "authorizer", "jwt", "anonymous"]),
+            "{name}: the values CALLER_IDENTITY accepts (option 2 refuses authorizer by a rule)"
+        );
+        assert_eq!(param_default(&t, "SessionScope"), json!("caller"), "{name}");
+        assert_eq!(
+            param(&t, "SessionScope")["AllowedValues"],
+            json!(["caller", "shared"])
+        );
+        for flag in ["AllowAnonymous", "RuntimeUserId"] {
+            assert_eq!(param_default(&t, flag), json!("false"), "{name}: {flag}");
+            assert_eq!(
+                param(&t, flag)["AllowedValues"],
+                json!(["true", "false"]),
+                "{name}: {flag}"
+            );
+        }
+        assert_eq!(
+            param(&t, "JwtTokenUse")["AllowedValues"],
+            json!(["", "id", "access"])
+        );
+        for empty in [
+            "JwtIssuer",
+            "JwtAudience",
+            "JwtTokenUse",
+            "JwtRequiredScopes",
+            "JwtJwksUrl",
+            "ForwardClaims",
+        ] {
+            assert_eq!(param_default(&t, empty), json!(""), "{name}: {empty}");
+        }
+        assert_eq!(param_default(&t, "JwtHeader"), json!("authorization"));
+        // Lowercase header names only, so the rules can compare them with "authorization".
+        assert_eq!(
+            param(&t, "JwtHeader")["AllowedPattern"],
+            json!("^[a-z0-9-]+$")
+        );
+        for url in ["JwtIssuer", "JwtJwksUrl"] {
+            let pattern = param(&t, url)["AllowedPattern"].as_str().expect("pattern");
+            assert!(pattern.starts_with("^(https://"), "{name}: {url} {pattern}");
+        }
+    }
+    for (name, _) in API_OPTIONS {
+        let t = load_template(&option(name));
+        assert_eq!(param_default(&t, "CognitoUserPoolArn"), json!(""), "{name}");
+        let pattern = param(&t, "CognitoUserPoolArn")["AllowedPattern"]
+            .as_str()
+            .expect("pattern");
+        assert!(pattern.contains(":cognito-idp:") && pattern.contains(":userpool/"));
+    }
+    let t = load_template(&option("option2-lambda-url"));
+    assert!(t["Parameters"].get("CognitoUserPoolArn").is_none());
+}
+
+#[test]
+fn identity_environment_is_wired_from_the_parameters() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let (_, function) = the_function(&t);
+        let env = env_vars(function);
+        for (var, parameter) in [
+            ("CALLER_IDENTITY", "CallerIdentity"),
+            ("SESSION_SCOPE", "SessionScope"),
+            ("JWT_ISSUER", "JwtIssuer"),
+            ("JWT_AUDIENCE", "JwtAudience"),
+            ("JWT_TOKEN_USE", "JwtTokenUse"),
+            ("JWT_REQUIRED_SCOPES", "JwtRequiredScopes"),
+            ("JWT_HEADER", "JwtHeader"),
+            ("JWT_JWKS_URL", "JwtJwksUrl"),
+            ("RUNTIME_USER_ID", "RuntimeUserId"),
+            ("FORWARD_CLAIMS", "ForwardClaims"),
+        ] {
+            assert_eq!(
+                env.get(var),
+                Some(&reference(parameter)),
+                "{}: {var}",
+                option.name
+            );
+        }
+    }
+}
+
+#[test]
+fn default_parameters_pass_every_rule() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let refusals = Deployment::new(&t, &[]).refusals();
+        assert!(
+            refusals.is_empty(),
+            "{}: defaults refused by {refusals:?}",
+            option.name
+        );
+    }
+}
+
+#[test]
+fn every_rule_names_only_parameters_and_explains_itself() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let params = t["Parameters"].as_object().expect("Parameters");
+        for (name, rule) in t["Rules"].as_object().expect("Rules") {
+            for p in params_named(rule) {
+                assert!(
+                    params.contains_key(p),
+                    "{}: rule {name} names {p}",
+                    option.name
+                );
+            }
+            for assertion in rule["Assertions"].as_array().expect("Assertions") {
+                assert!(
+                    assertion["AssertDescription"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{}: rule {name} refuses without saying why",
+                    option.name
+                );
+            }
+        }
+    }
+}
+
+/// The rule whose condition is "the front door has no auth" must name the caller identity,
+/// the JWT issuer and audience, and AllowAnonymous: an endpoint is public only on purpose.
+#[test]
+fn an_open_front_door_is_refused_unless_jwt_or_allow_anonymous() {
+    let fronts = [
+        ("option1-api-gateway", "ApiAuthType"),
+        ("option2-lambda-url", "AuthType"),
+        ("option3-api-gateway-streaming", "AuthorizationType"),
+    ];
+    for (name, auth) in fronts {
+        let t = load_template(&option(name));
+        let open_rules: Vec<_> = t["Rules"]
+            .as_object()
+            .expect("Rules")
+            .iter()
+            .filter(|(_, r)| {
+                r.get("RuleCondition").is_some_and(|c| {
+                    all_values(c)
+                        .iter()
+                        .any(|v| **v == json!({"Fn::Equals": [reference(auth), "NONE"]}))
+                })
+            })
+            .filter(|(_, r)| params_named(&r["Assertions"]).contains("AllowAnonymous"))
+            .collect();
+        assert_eq!(open_rules.len(), 1, "{name}: one rule guards {auth}=NONE");
+        let (rule_name, rule) = open_rules[0];
+        let named = params_named(&rule["Assertions"]);
+        for p in [
+            "CallerIdentity",
+            "JwtIssuer",
+            "JwtAudience",
+            "AllowAnonymous",
+        ] {
+            assert!(
+                named.contains(p),
+                "{name}: {rule_name} does not look at {p}"
+            );
+        }
+        assert!(
+            strings(&rule["Assertions"]).contains(&"jwt"),
+            "{name}: {rule_name} accepts CallerIdentity=jwt"
+        );
+    }
+}
+
+/// (overrides, the rules expected to refuse them; empty = accepted)
+type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+
+fn check_cases(name: &str, cases: Vec<Case<'_>>) {
+    let t = load_template(&option(name));
+    for (overrides, expected) in cases {
+        let refusals = Deployment::new(&t, &overrides).refusals();
+        let expected: BTreeSet<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(refusals, expected, "{name}: {overrides:?}");
+    }
+}
+
+#[test]
+fn option2_rules_accept_and_refuse_the_right_combinations() {
+    let jwt = [
+        ("CallerIdentity", "jwt"),
+        ("JwtIssuer", SAMPLE_ISSUER),
+        ("JwtAudience", "client1,client2"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        jwt.iter().chain(extra).copied().collect()
+    };
+    let cases: Vec<Case<'_>> = vec![
+        // Accepted.
+        (vec![], &[]),
+        (
+            vec![("SessionScope", "shared"), ("RuntimeUserId", "true")],
+            &[],
+        ),
+        // A browser app with its own OIDC login.
+        (with(&[("AuthType", "NONE")]), &[]),
+        (
+            with(&[("AuthType", "NONE"), ("AgentCoreAuthMode", "oauth")]),
+            &[],
+        ),
+        // Behind CloudFront origin access control: SigV4 from CloudFront, the JWT beside it.
+        (with(&[("JwtHeader", "x-auth-token")]), &[]),
+        (
+            vec![
+                ("AuthType", "NONE"),
+                ("CallerIdentity", "anonymous"),
+                ("AllowAnonymous", "true"),
+            ],
+            &[],
+        ),
+        // Refused.
+        (
+            vec![("AuthType", "NONE")],
+            &["PublicUrlNeedsJwtOrAllowAnonymous", "IamCallerNeedsIamUrl"],
+        ),
+        (
+            vec![("AuthType", "NONE"), ("AllowAnonymous", "true")],
+            &["IamCallerNeedsIamUrl"],
+        ),
+        (
+            vec![
+                ("AuthType", "NONE"),
+                ("CallerIdentity", "jwt"),
+                ("JwtIssuer", SAMPLE_ISSUER),
+            ],
+            &[
+                "PublicUrlNeedsJwtOrAllowAnonymous",
+                "JwtNeedsIssuerAndAudience",
+            ],
+        ),
+        (
+            vec![("CallerIdentity", "anonymous")],
+            &["AnonymousNeedsAllowAnonymous"],
+        ),
+        (
+            vec![("CallerIdentity", "authorizer")],
+            &["NoAuthorizerOnFunctionUrl"],
+        ),
+        (with(&[]), &["JwtBesideSigV4NeedsItsOwnHeader"]),
+        (
+            with(&[("AuthType", "NONE"), ("SessionScope", "shared")]),
+            &["SharedSessionsNeedIamCallers"],
+        ),
+        (vec![("AgentCoreAuthMode", "oauth")], &["OAuthNeedsOpenUrl"]),
+        (
+            vec![
+                ("AuthType", "NONE"),
+                ("CallerIdentity", "anonymous"),
+                ("AllowAnonymous", "true"),
+                ("RuntimeUserId", "true"),
+            ],
+            &["RuntimeUserIdNeedsACaller"],
+        ),
+    ];
+    check_cases("option2-lambda-url", cases);
+}
+
+#[test]
+fn api_rules_accept_and_refuse_the_right_combinations() {
+    for (name, auth) in API_OPTIONS {
+        let pool = ("CognitoUserPoolArn", SAMPLE_USER_POOL_ARN);
+        let jwt = [
+            ("CallerIdentity", "jwt"),
+            ("JwtIssuer", SAMPLE_ISSUER),
+            ("JwtAudience", "client1"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+            jwt.iter().chain(extra).copied().collect()
+        };
+        let cases: Vec<Case<'_>> = vec![
+            // Accepted.
+            (vec![], &[]),
+            (
+                vec![("SessionScope", "shared"), ("RuntimeUserId", "true")],
+                &[],
+            ),
+            (vec![pool, ("CallerIdentity", "authorizer")], &[]),
+            (
+                vec![
+                    pool,
+                    ("CallerIdentity", "authorizer"),
+                    ("AgentCoreAuthMode", "oauth"),
+                ],
+                &[],
+            ),
+            (with(&[pool]), &[]),
+            (with(&[(auth, "NONE")]), &[]),
+            (with(&[(auth, "NONE"), ("AgentCoreAuthMode", "oauth")]), &[]),
+            (with(&[("JwtHeader", "x-auth-token")]), &[]),
+            (
+                vec![
+                    (auth, "NONE"),
+                    ("CallerIdentity", "anonymous"),
+                    ("AllowAnonymous", "true"),
+                ],
+                &[],
+            ),
+            // Refused.
+            (
+                vec![(auth, "NONE")],
+                &["OpenApiNeedsJwtOrAllowAnonymous", "IamCallerNeedsIamAuth"],
+            ),
+            (
+                vec![(auth, "NONE"), ("CallerIdentity", "jwt")],
+                &[
+                    "OpenApiNeedsJwtOrAllowAnonymous",
+                    "JwtNeedsIssuerAndAudience",
+                ],
+            ),
+            (
+                vec![("CallerIdentity", "authorizer")],
+                &["AuthorizerNeedsUserPool"],
+            ),
+            (
+                vec![pool],
+                &["UserPoolNeedsAuthorizerOrJwt", "IamCallerNeedsIamAuth"],
+            ),
+            (
+                vec![
+                    pool,
+                    ("CallerIdentity", "anonymous"),
+                    ("AllowAnonymous", "true"),
+                ],
+                &["UserPoolNeedsAuthorizerOrJwt"],
+            ),
+            (
+                vec![pool, ("CallerIdentity", "jwt")],
+                &["JwtNeedsIssuerAndAudience"],
+            ),
+            (
+                vec![("CallerIdentity", "anonymous")],
+                &["AnonymousNeedsAllowAnonymous"],
+            ),
+            (
+                vec![
+                    pool,
+                    ("CallerIdentity", "authorizer"),
+                    ("SessionScope", "shared"),
+                ],
+                &["SharedSessionsNeedIamCallers"],
+            ),
+            (with(&[]), &["JwtBesideSigV4NeedsItsOwnHeader"]),
+            (vec![("AgentCoreAuthMode", "oauth")], &["OAuthNeedsOpenApi"]),
+            (
+                vec![
+                    (auth, "NONE"),
+                    ("CallerIdentity", "anonymous"),
+                    ("AllowAnonymous", "true"),
+                    ("RuntimeUserId", "true"),
+                ],
+                &["RuntimeUserIdNeedsACaller"],
+            ),
+        ];
+        check_cases(name, cases);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Ending a session: DELETE, StopRuntimeSession, CORS
+
+#[test]
+fn cors_preflight_allows_delete_and_a_jwt_header_of_its_own() {
+    for (name, _) in API_OPTIONS {
+        let t = load_template(&option(name));
+        for (header_param, header) in [
+            ("authorization", None),
+            ("x-auth-token", Some("x-auth-token")),
+        ] {
+            let d = Deployment::new(&t, &[("JwtHeader", header_param)]);
+            let resources = Value::Object(d.resources().into_iter().collect());
+            let mut methods = None;
+            let mut headers = None;
+            for (key, value) in entries(&resources) {
+                // A boolean is a MethodResponses declaration that the header exists.
+                if value.is_boolean() {
+                    continue;
+                }
+                if key == "method.response.header.Access-Control-Allow-Methods" {
+                    methods = value.as_str().map(str::to_owned);
+                }
+                if key == "method.response.header.Access-Control-Allow-Headers" {
+                    headers = Some(value.clone());
+                }
+            }
+            assert_eq!(methods.as_deref(), Some("'POST,DELETE,OPTIONS'"), "{name}");
+            let headers = headers.expect("Access-Control-Allow-Headers");
+            match header {
+                None => {
+                    let h = headers.as_str().expect("a literal list");
+                    assert!(
+                        h.contains("Authorization") && h.contains("X-Session-Id"),
+                        "{name}"
+                    );
+                }
+                Some(_) => {
+                    let h = headers["Fn::Sub"].as_str().expect("a Fn::Sub");
+                    assert!(h.ends_with(",${JwtHeader}'"), "{name}: {h}");
+                }
+            }
+        }
+    }
+
+    let t = load_template(&option("option2-lambda-url"));
+    for (header, expect_extra) in [("authorization", false), ("x-auth-token", true)] {
+        let d = Deployment::new(&t, &[("JwtHeader", header)]);
+        let (_, function) = the_function(&t);
+        let cors = d
+            .resolve(&props(function)["FunctionUrlConfig"]["Cors"])
+            .expect("Cors");
+        assert_eq!(cors["AllowMethods"], json!(["POST", "DELETE"]));
+        let allow = cors["AllowHeaders"].as_array().expect("AllowHeaders");
+        assert_eq!(
+            allow.contains(&reference("JwtHeader")),
+            expect_extra,
+            "JwtHeader={header}"
+        );
+        assert!(allow.contains(&json!("x-session-id")));
+    }
+}
+
+#[test]
+fn runtime_user_id_permission_exists_only_when_asked_for() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        assert_eq!(
+            t["Conditions"]["SendRuntimeUserId"],
+            json!({"Fn::Equals": [reference("RuntimeUserId"), "true"]}),
+            "{}",
+            option.name
+        );
+        // Structurally: the statement sits in the true branch of Fn::If SendRuntimeUserId.
+        let gated: Vec<_> = all_values(resources_value(&t))
+            .into_iter()
+            .filter_map(|v| v.get("Fn::If").and_then(Value::as_array))
+            .filter(|a| a[0] == json!("SendRuntimeUserId"))
+            .collect();
+        assert_eq!(gated.len(), 1, "{}", option.name);
+        assert_eq!(gated[0][2], reference("AWS::NoValue"));
+        assert_eq!(
+            statement_actions(&gated[0][1]),
+            ["bedrock-agentcore:InvokeAgentRuntimeForUser"]
+        );
+        // And evaluated: present with RuntimeUserId=true, absent by default.
+        for (value, expected) in [("false", 0), ("true", 1)] {
+            let d = Deployment::new(&t, &[("RuntimeUserId", value)]);
+            let deployed = Value::Object(d.resources().into_iter().collect());
+            let count = iam_statements(&deployed)
+                .into_iter()
+                .filter(|s| {
+                    statement_actions(s)
+                        .iter()
+                        .any(|a| a == "bedrock-agentcore:InvokeAgentRuntimeForUser")
+                })
+                .count();
+            assert_eq!(count, expected, "{}: RuntimeUserId={value}", option.name);
+        }
+    }
+}
+
+#[test]
+fn stop_runtime_session_is_allowed_on_exactly_the_invoke_resources() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let statements = iam_statements(resources_value(&t));
+        let resources_for = |action: &str| -> Vec<Vec<&Value>> {
+            statements
+                .iter()
+                .filter(|s| statement_actions(s).iter().any(|a| a == action))
+                .map(|s| statement_resources(s))
+                .collect()
+        };
+        let invoke = resources_for("bedrock-agentcore:InvokeAgentRuntime");
+        let stop = resources_for("bedrock-agentcore:StopRuntimeSession");
+        let for_user = resources_for("bedrock-agentcore:InvokeAgentRuntimeForUser");
+        assert_eq!(invoke.len(), 1, "{}", option.name);
+        assert_eq!(stop, invoke, "{}: StopRuntimeSession", option.name);
+        assert_eq!(
+            for_user, invoke,
+            "{}: InvokeAgentRuntimeForUser",
+            option.name
+        );
+        assert_eq!(
+            invoke[0],
+            [
+                &reference("AgentRuntimeArn"),
+                &json!({"Fn::Sub": "${AgentRuntimeArn}/runtime-endpoint/${AgentQualifier}"})
+            ],
+            "{}",
+            option.name
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Option 1: DELETE and the Cognito user pool authorizer (OpenAPI body)
+
+fn option1_invoke_path(resources: &BTreeMap<String, Value>) -> (&Value, &Value) {
+    let api = resources
+        .values()
+        .find(|r| r["Type"] == json!("AWS::Serverless::Api"))
+        .expect("the API");
+    let body = &props(api)["DefinitionBody"];
+    (&body["paths"]["/invoke"], body)
+}
+
+#[test]
+fn option1_delete_matches_post_and_cognito_replaces_iam_when_a_pool_is_set() {
+    let t = load_template(&option("option1-api-gateway"));
+
+    // Default: IAM on POST and DELETE, no security scheme.
+    let d = Deployment::new(&t, &[]);
+    let deployed = d.resources();
+    let (path, body) = option1_invoke_path(&deployed);
+    assert_eq!(
+        path["delete"], path["post"],
+        "DELETE: same auth and integration as POST"
+    );
+    assert_eq!(
+        path["post"]["x-amazon-apigateway-auth"],
+        json!({"type": reference("ApiAuthType")})
+    );
+    assert!(path["post"].get("security").is_none());
+    assert!(body.get("components").is_none());
+
+    // With a user pool: the Cognito scheme on POST and DELETE, never on OPTIONS.
+    let d = Deployment::new(
+        &t,
+        &[
+            ("CognitoUserPoolArn", SAMPLE_USER_POOL_ARN),
+            ("CallerIdentity", "authorizer"),
+        ],
+    );
+    assert!(d.refusals().is_empty());
+    let deployed = d.resources();
+    let (path, body) = option1_invoke_path(&deployed);
+    assert_eq!(path["delete"], path["post"]);
+    for verb in ["post", "delete"] {
+        assert!(
+            path[verb].get("x-amazon-apigateway-auth").is_none(),
+            "{verb}"
+        );
+        assert_eq!(
+            path[verb]["security"],
+            json!([{"CognitoUserPool": []}]),
+            "{verb}"
+        );
+    }
+    assert_eq!(
+        path["options"]["x-amazon-apigateway-auth"]["type"],
+        json!("NONE")
+    );
+    let scheme = &body["components"]["securitySchemes"]["CognitoUserPool"];
+    assert_eq!(
+        scheme["x-amazon-apigateway-authtype"],
+        json!("cognito_user_pools")
+    );
+    assert_eq!(scheme["in"], json!("header"));
+    assert_eq!(scheme["name"], json!("Authorization"));
+    assert_eq!(
+        scheme["x-amazon-apigateway-authorizer"],
+        json!({"type": "cognito_user_pools", "providerARNs": [reference("CognitoUserPoolArn")]})
+    );
+    assert_eq!(
+        t["Conditions"]["HasUserPool"],
+        json!({"Fn::Not": [{"Fn::Equals": [reference("CognitoUserPoolArn"), ""]}]})
+    );
+
+    // API Gateway may invoke the function for POST and DELETE /invoke, nothing else.
+    let mut source_arns: Vec<String> = resources_of_type(&t, "AWS::Lambda::Permission")
+        .into_iter()
+        .map(|(_, p)| {
+            props(p)["SourceArn"]["Fn::Sub"]
+                .as_str()
+                .expect("SourceArn is a Fn::Sub")
+                .rsplit(":${Api}/")
+                .next()
+                .expect("path")
+                .to_owned()
+        })
+        .collect();
+    source_arns.sort();
+    assert_eq!(source_arns, ["*/DELETE/invoke", "*/POST/invoke"]);
+}
+
+// ------------------------------------------------------------------------------------------
+// Option 3: DELETE and the Cognito user pool authorizer (AWS::ApiGateway::*)
+
+#[test]
+fn option3_delete_matches_post_and_cognito_replaces_iam_when_a_pool_is_set() {
+    let t = load_template(&option("option3-api-gateway-streaming"));
+    let authorizers = resources_of_type(&t, "AWS::ApiGateway::Authorizer");
+    assert_eq!(authorizers.len(), 1);
+    let (authorizer_id, authorizer) = authorizers[0];
+    assert_eq!(authorizer["Condition"], json!("HasUserPool"));
+    assert_eq!(props(authorizer)["Type"], json!("COGNITO_USER_POOLS"));
+    assert_eq!(
+        props(authorizer)["ProviderARNs"],
+        json!([reference("CognitoUserPoolArn")])
+    );
+    assert_eq!(
+        props(authorizer)["IdentitySource"],
+        json!("method.request.header.Authorization")
+    );
+
+    let deployment_depends_on = resources_of_type(&t, "AWS::ApiGateway::Deployment")[0].1
+        ["DependsOn"]
+        .as_array()
+        .expect("DependsOn")
+        .clone();
+
+    for (overrides, pool) in [
+        (vec![], false),
+        (
+            vec![
+                ("CognitoUserPoolArn", SAMPLE_USER_POOL_ARN),
+                ("CallerIdentity", "authorizer"),
+            ],
+            true,
+        ),
+    ] {
+        let d = Deployment::new(&t, &overrides);
+        assert!(d.refusals().is_empty(), "{overrides:?}");
+        let deployed = d.resources();
+        assert_eq!(deployed.contains_key(authorizer_id), pool);
+        let method = |verb: &str| -> (String, Value) {
+            let (id, m) = deployed
+                .iter()
+                .find(|(_, r)| {
+                    r["Type"] == json!("AWS::ApiGateway::Method")
+                        && props(r)["HttpMethod"] == json!(verb)
+                })
+                .unwrap_or_else(|| panic!("{verb} method"));
+            (id.clone(), props(m).clone())
+        };
+        let (post_id, post) = method("POST");
+        let (delete_id, delete) = method("DELETE");
+        let (_, options) = method("OPTIONS");
+        for (verb, m) in [("POST", &post), ("DELETE", &delete)] {
+            if pool {
+                assert_eq!(
+                    m["AuthorizationType"],
+                    json!("COGNITO_USER_POOLS"),
+                    "{verb}"
+                );
+                assert_eq!(m["AuthorizerId"], reference(authorizer_id), "{verb}");
+            } else {
+                assert_eq!(
+                    m["AuthorizationType"],
+                    reference("AuthorizationType"),
+                    "{verb}"
+                );
+                assert!(m.get("AuthorizerId").is_none(), "{verb}");
+            }
+        }
+        assert_eq!(delete["Integration"], post["Integration"]);
+        assert_eq!(delete["ResourceId"], post["ResourceId"]);
+        assert_eq!(options["AuthorizationType"], json!("NONE"));
+        for id in [&post_id, &delete_id] {
+            assert!(
+                deployment_depends_on.contains(&json!(id)),
+                "the Deployment must wait for {id}"
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
