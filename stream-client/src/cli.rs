@@ -94,6 +94,15 @@ pub struct Cli {
     #[arg(long, value_name = "TOKEN", conflicts_with = "sigv4")]
     pub bearer: Option<String>,
 
+    /// Sign in as NAME with the local stack's OIDC issuer (`make run`) and send that token.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["sigv4", "bearer"])]
+    pub local_user: Option<String>,
+
+    /// The local issuer for --local-user [env: LOCAL_ISSUER_URL; default:
+    /// http://127.0.0.1:8787/issuer].
+    #[arg(long, value_name = "URL", requires = "local_user")]
+    pub issuer: Option<String>,
+
     /// Extra request header, `NAME:VALUE` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME:VALUE", value_parser = parse_header)]
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -148,6 +157,14 @@ pub enum Auth {
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(String),
+    /// `Authorization: Bearer <token>` with a token fetched for `user` from the local stack's
+    /// OIDC issuer (`GET {issuer}/token?user=NAME`).
+    LocalUser {
+        /// The issuer's URL.
+        issuer: String,
+        /// The user to sign in as.
+        user: String,
+    },
     /// SigV4 with the default credential chain.
     SigV4 {
         /// Service name in the credential scope.
@@ -231,6 +248,12 @@ impl Settings {
                 .or_else(|| env("AWS_REGION").filter(|r| !r.is_empty()))
                 .or_else(|| env("AWS_DEFAULT_REGION").filter(|r| !r.is_empty()));
             Auth::SigV4 { service, region }
+        } else if let Some(user) = cli.local_user {
+            let issuer = cli
+                .issuer
+                .or_else(|| env("LOCAL_ISSUER_URL").filter(|u| !u.is_empty()))
+                .unwrap_or_else(|| "http://127.0.0.1:8787/issuer".to_owned());
+            Auth::LocalUser { issuer, user }
         } else if let Some(token) = cli
             .bearer
             .or_else(|| env(BEARER_ENV).filter(|t| !t.is_empty()))

@@ -177,6 +177,44 @@ fn build_client(settings: &Settings) -> Result<reqwest::Client, ClientError> {
     })
 }
 
+/// An ID token for `user` from the local stack's issuer.
+async fn local_token(
+    client: &reqwest::Client,
+    issuer: &str,
+    user: &str,
+) -> Result<String, ClientError> {
+    if user.is_empty()
+        || !user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ClientError::Usage(
+            "--local-user takes a name of letters, digits, '-' and '_'".to_owned(),
+        ));
+    }
+    let url = format!("{}/token?user={user}", issuer.trim_end_matches('/'));
+    let failed = |why: String| {
+        ClientError::Usage(format!(
+            "could not sign in as {user} at {url}: {why} (is `make run` running?)"
+        ))
+    };
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(failed(format!("HTTP {}", resp.status())));
+    }
+    let doc: Value =
+        serde_json::from_slice(&resp.bytes().await.map_err(|e| failed(e.to_string()))?)
+            .map_err(|e| failed(e.to_string()))?;
+    doc.get("id_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| failed("no id_token in the answer".to_owned()))
+}
+
 async fn build_request(
     settings: &Settings,
     client: &reqwest::Client,
@@ -188,9 +226,19 @@ async fn build_request(
         .body(body.clone())
         .build()
         .map_err(|e| ClientError::Usage(format!("could not build the request: {e}")))?;
+    let fetched;
+    let bearer = match &settings.auth {
+        Auth::Bearer(token) => Some(token.as_str()),
+        Auth::LocalUser { issuer, user } => {
+            fetched = local_token(client, issuer, user).await?;
+            Some(fetched.as_str())
+        }
+        _ => None,
+    };
     match &settings.auth {
         Auth::None => {}
-        Auth::Bearer(token) => {
+        Auth::Bearer(_) | Auth::LocalUser { .. } => {
+            let token = bearer.unwrap_or_default();
             let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                 ClientError::Usage("the bearer token cannot be sent in a header".to_owned())
             })?;

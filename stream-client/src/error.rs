@@ -76,7 +76,7 @@ impl ClientError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Self::Http { status: 401, .. } | Self::Http { status: 403, .. } => Some(
-                "the endpoint wants credentials: use --sigv4 for IAM auth (Function URL AuthType AWS_IAM, API Gateway IAM) or --bearer TOKEN",
+                "the endpoint wants credentials: use --sigv4 for IAM auth (Function URL AuthType AWS_IAM, API Gateway IAM), --bearer TOKEN, or --local-user NAME with `make run`",
             ),
             Self::Http { status: 404, .. } => {
                 Some("check the URL: see `stream-client --help` for the local and deployed forms")

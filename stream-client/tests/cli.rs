@@ -450,3 +450,47 @@ async fn ctrl_c_stops_cleanly_with_exit_130() {
     assert!(rest.is_empty(), "printed after Ctrl-C: {rest:?}");
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn local_user_signs_in_at_the_local_issuer_and_sends_the_token() {
+    let local = agentcore_local::LocalServer::start(agentcore_local::LocalConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..agentcore_local::LocalConfig::default()
+    })
+    .await
+    .expect("agentcore-local");
+    let issuer = agentcore_local::issuer::issuer_url(&local.endpoint_url());
+    let (url, server) = serve_chunks(
+        200,
+        &[("Content-Type", "text/event-stream")],
+        vec![b"data: \"hi alice\"\n\n".to_vec()],
+    )
+    .await;
+    let out = run(&[&url, "hello", "--local-user", "alice", "--issuer", &issuer]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let req = server.await.expect("server");
+    let token = req
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .expect("a bearer token");
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["sub"], "user-alice");
+    assert_eq!(claims["iss"], serde_json::json!(issuer));
+
+    let out = run(&[
+        &url,
+        "hello",
+        "--local-user",
+        "bad name",
+        "--issuer",
+        &issuer,
+    ])
+    .await;
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    local.shutdown().await;
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use crate::headers::{custom_header_name, MAX_CUSTOM_HEADERS};
+use crate::identity::{IdentitySource, SessionScope};
+use crate::jwt::JwtSettings;
 
 /// Default largest request body accepted from a client (1 MiB).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -167,6 +169,16 @@ pub struct Config {
     /// Endpoint override (`AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`, then `AWS_ENDPOINT_URL`),
     /// used by OAuth mode; the SDK reads the same variables itself in SigV4 mode.
     pub endpoint_url: Option<String>,
+    /// Where the caller's identity comes from (`CALLER_IDENTITY`).
+    pub identity: IdentitySource,
+    /// Whose sessions a session id names (`SESSION_SCOPE`).
+    pub session_scope: SessionScope,
+    /// The JWT checks, when `identity` is [`IdentitySource::Jwt`].
+    pub jwt: Option<JwtSettings>,
+    /// Send the caller's id to AgentCore as `runtimeUserId` (`RUNTIME_USER_ID`).
+    pub runtime_user_id: bool,
+    /// Claims sent to the agent as custom headers (`FORWARD_CLAIMS`).
+    pub forward_claims: Vec<String>,
 }
 
 /// A setting that is missing or malformed. The message names the variable and says
@@ -346,6 +358,61 @@ impl Config {
         let endpoint_url =
             get("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE").or_else(|| get("AWS_ENDPOINT_URL"));
 
+        let identity = match get("CALLER_IDENTITY")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("anonymous") => IdentitySource::Anonymous,
+            Some("iam") => IdentitySource::Iam,
+            Some("authorizer") => IdentitySource::Authorizer,
+            Some("jwt") => IdentitySource::Jwt,
+            Some(other) => {
+                return Err(invalid(
+                    "CALLER_IDENTITY",
+                    other,
+                    "anonymous, iam, authorizer or jwt",
+                ))
+            }
+        };
+        let session_scope = match get("SESSION_SCOPE")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("caller") => SessionScope::Caller,
+            Some("shared") => SessionScope::Shared,
+            Some(other) => return Err(invalid("SESSION_SCOPE", other, "caller or shared")),
+        };
+        let jwt = if identity == IdentitySource::Jwt {
+            Some(jwt_settings(&get)?)
+        } else {
+            None
+        };
+        let runtime_user_id = match get("RUNTIME_USER_ID")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(invalid("RUNTIME_USER_ID", other, "true or false")),
+        };
+        let forward_claims = split_list(get("FORWARD_CLAIMS"));
+        for claim in &forward_claims {
+            if crate::identity::claim_header_name(claim).is_none() {
+                return Err(invalid(
+                    "FORWARD_CLAIMS",
+                    claim,
+                    "a comma-separated list of claim names",
+                ));
+            }
+        }
+        if forward_headers.len() + forward_claims.len() > MAX_CUSTOM_HEADERS {
+            return Err(invalid(
+                "FORWARD_CLAIMS",
+                &forward_claims.join(","),
+                "at most 20 custom headers with FORWARD_HEADERS (AgentCore's limit)",
+            ));
+        }
+
         Ok(Self {
             runtime_arn,
             qualifier,
@@ -359,8 +426,68 @@ impl Config {
             forward_headers,
             cors_allow_origin,
             endpoint_url,
+            identity,
+            session_scope,
+            jwt,
+            runtime_user_id,
+            forward_claims,
         })
     }
+}
+
+/// The `JWT_*` settings; `JWT_ISSUER` and `JWT_AUDIENCE` are required.
+fn jwt_settings(get: &impl Fn(&str) -> Option<String>) -> Result<JwtSettings, ConfigError> {
+    let issuer = get("JWT_ISSUER").ok_or_else(|| {
+        invalid(
+            "JWT_ISSUER",
+            "",
+            "the token issuer's URL (required with CALLER_IDENTITY=jwt)",
+        )
+    })?;
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://127.0.0.1")) {
+        return Err(invalid(
+            "JWT_ISSUER",
+            &issuer,
+            "an https:// URL (http only on 127.0.0.1, for the local issuer)",
+        ));
+    }
+    let audiences = split_list(get("JWT_AUDIENCE"));
+    if audiences.is_empty() {
+        return Err(invalid(
+            "JWT_AUDIENCE",
+            "",
+            "the accepted audiences or app client ids (required with CALLER_IDENTITY=jwt)",
+        ));
+    }
+    let token_use = match get("JWT_TOKEN_USE").map(|v| v.to_ascii_lowercase()) {
+        None => None,
+        Some(v) if v == "id" || v == "access" => Some(v),
+        Some(other) => return Err(invalid("JWT_TOKEN_USE", &other, "id, access, or unset")),
+    };
+    let required_scopes = get("JWT_REQUIRED_SCOPES")
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut headers = Vec::new();
+    for name in split_list(Some(
+        get("JWT_HEADER").unwrap_or_else(|| "authorization".to_owned()),
+    )) {
+        headers.push(
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid("JWT_HEADER", &name, "HTTP header names, comma-separated"))?,
+        );
+    }
+    Ok(JwtSettings {
+        issuer: issuer.trim_end_matches('/').to_owned(),
+        audiences,
+        token_use,
+        required_scopes,
+        headers,
+        jwks_url: get("JWT_JWKS_URL"),
+        leeway_seconds: parse_num(get, "JWT_LEEWAY_SECONDS", 60)?,
+    })
 }
 
 fn invalid(name: &'static str, value: &str, expected: &'static str) -> ConfigError {

@@ -68,9 +68,39 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
-    /// OAuth mode and the caller sent no bearer token.
-    #[error("This API requires an Authorization: Bearer <token> header")]
-    MissingToken,
+    /// A bearer token is required (OAuth upstream mode, or `CALLER_IDENTITY=jwt`) and the
+    /// request carries none in the named header.
+    #[error("This API requires a bearer token in the {0} header: sign in and send it")]
+    MissingToken(String),
+    /// `CALLER_IDENTITY` requires an identity (IAM principal, authorizer) and the event
+    /// carries none.
+    #[error("This API requires an authenticated caller")]
+    MissingIdentity,
+    /// The token is malformed, signed with an unknown key or algorithm, from another issuer,
+    /// or without `sub`.
+    #[error("The token is not valid: sign in again")]
+    InvalidToken,
+    /// The token's `exp` has passed.
+    #[error("The token has expired: sign in again")]
+    TokenExpired,
+    /// The token's `nbf` is in the future.
+    #[error("The token is not valid yet: check the device's clock, or sign in again")]
+    TokenNotYetValid,
+    /// The token is valid but issued for another application (`aud`, `client_id`) or use
+    /// (`token_use`).
+    #[error("The token was issued for another application or use: sign in to this one")]
+    TokenNotAccepted,
+    /// The token lacks a scope this API requires.
+    #[error("The token does not grant the scopes this API requires")]
+    InsufficientScope,
+    /// `DELETE` without a session id.
+    #[error(
+        "Send the id of the session to end in X-Session-Id (or as \"session_id\" in a JSON body)"
+    )]
+    MissingSessionId,
+    /// `DELETE` of a session that is not open, or not the caller's.
+    #[error("No session with this id is open for you")]
+    SessionNotFound,
     /// AgentCore (or the way to it) failed; see [`UpstreamError`].
     #[error("{}", .0.kind.client_message())]
     Upstream(UpstreamError),
@@ -286,7 +316,13 @@ impl ApiError {
             Self::MethodNotAllowed(_) => 405,
             Self::UnsupportedMediaType(_) => 415,
             Self::BodyTooLarge { .. } => 413,
-            Self::MissingToken => 401,
+            Self::MissingToken(_)
+            | Self::MissingIdentity
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::TokenNotYetValid => 401,
+            Self::TokenNotAccepted | Self::InsufficientScope => 403,
+            Self::SessionNotFound => 404,
             Self::Internal(_) => 500,
             Self::Upstream(e) => e.kind.status(),
             Self::EmptyBody
@@ -298,6 +334,7 @@ impl ApiError {
             | Self::PromptNotString(_)
             | Self::InvalidField { .. }
             | Self::InvalidSessionId(_)
+            | Self::MissingSessionId
             | Self::HeaderTooLarge { .. } => 400,
         }
     }
@@ -318,7 +355,15 @@ impl ApiError {
             Self::InvalidField { .. } => "invalid_field",
             Self::InvalidSessionId(_) => "invalid_session_id",
             Self::HeaderTooLarge { .. } => "header_too_large",
-            Self::MissingToken => "missing_token",
+            Self::MissingToken(_) => "missing_token",
+            Self::MissingIdentity => "missing_identity",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::TokenNotAccepted => "token_not_accepted",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::MissingSessionId => "missing_session_id",
+            Self::SessionNotFound => "session_not_found",
             Self::Internal(_) => "internal_error",
             Self::Upstream(e) => e.kind.code(),
         }

@@ -11,10 +11,14 @@ use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::collect::{collect, is_event_stream, CollectLimits};
-use crate::config::{AgentErrorEvents, Config, ConfigError};
+use crate::config::{AgentErrorEvents, AuthMode, Config, ConfigError};
 use crate::error::{ApiError, UpstreamError, UpstreamKind};
+use crate::identity::{authorizer_caller, iam_caller, Caller, IdentitySource};
 use crate::invoke::AgentCoreClient;
+use crate::jwt::JwtVerifier;
+use crate::request::Invocation;
 use crate::request::{parse_lambda_request, SESSION_HEADER};
+use crate::session::SessionId;
 use crate::stream::{full_body, panic_message, stream_body, StreamSettings, StreamingBody};
 
 /// Time kept back from the Lambda deadline so that we, not Lambda, end a request that runs
@@ -30,6 +34,8 @@ const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
 pub struct Gateway {
     config: Config,
     client: AgentCoreClient,
+    /// The JWT verifier, when `CALLER_IDENTITY=jwt`.
+    jwt: Option<std::sync::Arc<JwtVerifier>>,
 }
 
 impl Gateway {
@@ -42,12 +48,22 @@ impl Gateway {
     /// Builds the gateway for `config`.
     pub async fn new(config: Config) -> Result<Self, ConfigError> {
         let client = AgentCoreClient::new(&config).await?;
-        Ok(Self { config, client })
+        Ok(Self::with_client(config, client).await)
     }
 
     /// A gateway over a client built elsewhere (tests, custom SDK set-ups).
-    pub fn with_client(config: Config, client: AgentCoreClient) -> Self {
-        Self { config, client }
+    pub async fn with_client(config: Config, client: AgentCoreClient) -> Self {
+        let jwt = match &config.jwt {
+            Some(settings) => Some(std::sync::Arc::new(
+                JwtVerifier::new(settings.clone()).await,
+            )),
+            None => None,
+        };
+        Self {
+            config,
+            client,
+            jwt,
+        }
     }
 
     /// The configuration in use.
@@ -81,8 +97,13 @@ impl Gateway {
             return self.preflight(Body::Empty);
         }
         let budget = self.budget(&req, Some(self.config.timeouts.response_deadline));
-        let inv = match parse_lambda_request(&req, &self.config) {
-            Ok(inv) => inv,
+        let inv = match self.caller_and_invocation(&req).await {
+            Ok(Prepared::Invoke(inv)) => *inv,
+            Ok(Prepared::EndSession(session)) => {
+                return self
+                    .end_session(&req, session, started, || Body::Empty, Body::Text)
+                    .await
+            }
             Err(err) => {
                 log_done(req.method(), &err, None, started);
                 return self.error_response(&err, None, Body::Text);
@@ -154,8 +175,13 @@ impl Gateway {
             return self.preflight(full_body(Vec::new()));
         }
         let budget = self.budget(&req, None);
-        let inv = match parse_lambda_request(&req, &self.config) {
-            Ok(inv) => inv,
+        let inv = match self.caller_and_invocation(&req).await {
+            Ok(Prepared::Invoke(inv)) => *inv,
+            Ok(Prepared::EndSession(session)) => {
+                return self
+                    .end_session(&req, session, started, || full_body(Vec::new()), full_body)
+                    .await
+            }
             Err(err) => {
                 log_done(req.method(), &err, None, started);
                 return self.error_response(&err, None, full_body);
@@ -195,6 +221,92 @@ impl Gateway {
                 let session = inv.session_id.to_string();
                 log_done(req.method(), &err, Some(&session), started);
                 self.error_response(&err, Some(&session), full_body)
+            }
+        }
+    }
+
+    /// Identifies the caller, then reads what the request asks for: an invocation bound to
+    /// the caller (`POST`), or the end of one of the caller's sessions (`DELETE`).
+    async fn caller_and_invocation(&self, req: &Request) -> Result<Prepared, ApiError> {
+        // The method first: a wrong one says nothing about the caller, and readiness probes
+        // (`make run`) rely on an unauthenticated GET getting 405.
+        if req.method() != Method::POST && req.method() != Method::DELETE {
+            return Err(ApiError::MethodNotAllowed(req.method().to_string()));
+        }
+        let caller = self.caller(req).await?;
+        if req.method() == Method::DELETE {
+            let client_id = delete_session_id(req)?;
+            return Ok(Prepared::EndSession(EndSession {
+                runtime_session_id: caller
+                    .runtime_session_id(self.config.session_scope, &client_id),
+                client_id,
+                caller_id: caller.id,
+            }));
+        }
+        let mut inv = parse_lambda_request(req, &self.config)?;
+        inv.bind(&caller, &self.config);
+        tracing::debug!(caller = %caller.id, "caller identified");
+        Ok(Prepared::Invoke(Box::new(inv)))
+    }
+
+    /// The request's caller, as `CALLER_IDENTITY` says to find it.
+    async fn caller(&self, req: &Request) -> Result<Caller, ApiError> {
+        match self.config.identity {
+            IdentitySource::Anonymous => Ok(Caller::anonymous()),
+            IdentitySource::Iam => iam_caller(req).ok_or(ApiError::MissingIdentity),
+            IdentitySource::Authorizer => authorizer_caller(req).ok_or(ApiError::MissingIdentity),
+            IdentitySource::Jwt => match &self.jwt {
+                Some(verifier) => verifier.verify(req.headers()).await,
+                None => Err(ApiError::Internal(
+                    "CALLER_IDENTITY=jwt without a verifier".into(),
+                )),
+            },
+        }
+    }
+
+    /// `DELETE`: ends the caller's session (`StopRuntimeSession`) and answers `204`; a
+    /// session that is not open, or not the caller's, is `404 session_not_found`.
+    async fn end_session<B>(
+        &self,
+        req: &Request,
+        end: EndSession,
+        started: Instant,
+        empty: impl FnOnce() -> B,
+        body: impl FnOnce(String) -> B,
+    ) -> Response<B> {
+        let bearer = match self.config.auth_mode {
+            AuthMode::OAuth => req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned())),
+            AuthMode::SigV4 => None,
+        };
+        let session = end.client_id.to_string();
+        match self
+            .client
+            .stop_session(end.runtime_session_id.as_str(), bearer.as_deref())
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    method = %req.method(),
+                    status = 204,
+                    session_id = %session,
+                    caller = %end.caller_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "session ended"
+                );
+                self.response(StatusCode::NO_CONTENT, Some(&session), empty())
+            }
+            Err(e) => {
+                let err = if e.kind == UpstreamKind::NotFound {
+                    ApiError::SessionNotFound
+                } else {
+                    ApiError::Upstream(e)
+                };
+                log_done(req.method(), &err, Some(&session), started);
+                self.error_response(&err, Some(&session), body)
             }
         }
     }
@@ -261,8 +373,10 @@ impl Gateway {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if matches!(err, ApiError::MethodNotAllowed(_)) {
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            resp.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("POST, DELETE, OPTIONS"),
+            );
         }
         resp
     }
@@ -270,15 +384,27 @@ impl Gateway {
     fn preflight<B>(&self, body: B) -> Response<B> {
         let mut resp = self.response(StatusCode::NO_CONTENT, None, body);
         if self.config.cors_allow_origin.is_some() {
-            let mut allowed = String::from("content-type, authorization, x-session-id");
-            for (name, _) in &self.config.forward_headers {
-                allowed.push_str(", ");
-                allowed.push_str(name.as_str());
+            // `x-amz-content-sha256`: browsers behind CloudFront's origin access control send
+            // the body's hash; the JWT headers: the token may travel outside `Authorization`.
+            let mut allowed =
+                String::from("content-type, authorization, x-session-id, x-amz-content-sha256");
+            let jwt_headers = self.config.jwt.iter().flat_map(|j| j.headers.iter());
+            for name in self
+                .config
+                .forward_headers
+                .iter()
+                .map(|(name, _)| name)
+                .chain(jwt_headers)
+            {
+                if !allowed.split(", ").any(|a| a == name.as_str()) {
+                    allowed.push_str(", ");
+                    allowed.push_str(name.as_str());
+                }
             }
             let h = resp.headers_mut();
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("POST, OPTIONS"),
+                HeaderValue::from_static("POST, DELETE, OPTIONS"),
             );
             if let Ok(v) = HeaderValue::from_str(&allowed) {
                 h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
@@ -296,6 +422,44 @@ fn set_content_type<B>(resp: &mut Response<B>, content_type: &str) {
     let value = HeaderValue::from_str(content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     resp.headers_mut().insert(header::CONTENT_TYPE, value);
+}
+
+/// What a request asks for, once its caller is known.
+enum Prepared {
+    /// `POST`: an invocation bound to the caller (boxed: it is most of the enum's size).
+    Invoke(Box<Invocation>),
+    /// `DELETE`: the end of one of the caller's sessions.
+    EndSession(EndSession),
+}
+
+/// A session to end.
+struct EndSession {
+    client_id: SessionId,
+    runtime_session_id: SessionId,
+    caller_id: String,
+}
+
+/// The session id of a `DELETE`: the `X-Session-Id` header, or `session_id` in a JSON body.
+fn delete_session_id(req: &Request) -> Result<SessionId, ApiError> {
+    if let Some(value) = req.headers().get(SESSION_HEADER) {
+        let id = value.to_str().map_err(|_| {
+            ApiError::InvalidSessionId("it may contain only letters, digits, '-', '_', '.' and ':'")
+        })?;
+        return SessionId::parse(id);
+    }
+    let body = req.body().as_ref();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MissingSessionId);
+    }
+    let fields = crate::request::parse_body(body, 64 * 1024)?;
+    match fields.get("session_id") {
+        Some(serde_json::Value::String(id)) => SessionId::parse(id),
+        None | Some(serde_json::Value::Null) => Err(ApiError::MissingSessionId),
+        Some(_) => Err(ApiError::InvalidField {
+            field: "session_id",
+            reason: "must be a string of 33 to 256 characters",
+        }),
+    }
 }
 
 /// Runs `work` within `budget`; past it (or with no budget left at all, without starting

@@ -31,6 +31,8 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> +
 
 /// Header that carries the session id to and from AgentCore.
 pub const SESSION_ID_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
+/// Header that carries `runtimeUserId` (OAuth mode; the SDK sets it itself).
+pub const USER_ID_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-user-id";
 
 /// RFC 3986 unreserved characters stay; everything else in a path segment is encoded,
 /// which is how the SDK encodes the ARN (`:` and `/` included).
@@ -63,7 +65,8 @@ enum Backend {
 pub struct AgentResponse {
     /// The agent's `Content-Type` (`text/event-stream`, `application/json`, ...).
     pub content_type: String,
-    /// The session id AgentCore used (echoed by AgentCore; ours if it echoed none).
+    /// The client's session id (AgentCore's echo is the runtime session, which may be the
+    /// caller's derived one).
     pub session_id: String,
     first_chunk: Option<Bytes>,
     rest: ChunkStream,
@@ -201,7 +204,8 @@ impl AgentCoreClient {
                 }
             }
         };
-        let (content_type, session_id, mut body) = started;
+        // The client sees its own id; AgentCore's echo is the runtime (maybe derived) one.
+        let (content_type, _runtime_session, mut body) = started;
         let first_chunk = tokio::time::timeout_at(deadline, next_non_empty(&mut body))
             .await
             .map_err(|_| first_byte_timeout())?
@@ -214,7 +218,7 @@ impl AgentCoreClient {
         };
         Ok(AgentResponse {
             content_type,
-            session_id: session_id.unwrap_or_else(|| inv.session_id.to_string()),
+            session_id: inv.session_id.to_string(),
             first_chunk,
             rest,
         })
@@ -239,7 +243,8 @@ impl AgentCoreClient {
             .invoke_agent_runtime()
             .agent_runtime_arn(&self.runtime_arn)
             .set_qualifier(self.qualifier.clone())
-            .runtime_session_id(inv.session_id.as_str())
+            .runtime_session_id(inv.runtime_session_id.as_str())
+            .set_runtime_user_id(inv.runtime_user_id.clone())
             .content_type(&inv.content_type)
             .accept(&inv.accept)
             .payload(Blob::new(inv.payload.to_vec()))
@@ -283,28 +288,84 @@ impl AgentCoreClient {
         Ok((content_type, session_id, Box::pin(body)))
     }
 
-    async fn send_oauth(
-        &self,
-        http: &reqwest::Client,
-        base_url: &str,
-        inv: &Invocation,
-    ) -> Result<(String, Option<String>, ChunkStream), UpstreamError> {
+    /// `{base}/runtimes/{ARN}/{operation}?qualifier=Q`, as the SDK builds it.
+    fn oauth_url(&self, base_url: &str, operation: &str) -> String {
         let mut url = format!(
-            "{base_url}/runtimes/{}/invocations",
+            "{base_url}/runtimes/{}/{operation}",
             utf8_percent_encode(&self.runtime_arn, PATH_SEGMENT)
         );
         if let Some(q) = &self.qualifier {
             url.push_str("?qualifier=");
             url.extend(utf8_percent_encode(q, PATH_SEGMENT));
         }
+        url
+    }
+
+    /// Ends the AgentCore session `runtime_session_id` (`StopRuntimeSession`). A session
+    /// that does not exist is an [`UpstreamKind::NotFound`] error. `bearer` is the caller's
+    /// token in OAuth mode.
+    pub async fn stop_session(
+        &self,
+        runtime_session_id: &str,
+        bearer: Option<&str>,
+    ) -> Result<(), UpstreamError> {
+        let stop = async {
+            match &self.backend {
+                Backend::Sdk(client) => client
+                    .stop_runtime_session()
+                    .agent_runtime_arn(&self.runtime_arn)
+                    .set_qualifier(self.qualifier.clone())
+                    .runtime_session_id(runtime_session_id)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(map_sdk_error),
+                Backend::OAuth { http, base_url } => {
+                    let resp = http
+                        .post(self.oauth_url(base_url, "stopruntimesession"))
+                        .bearer_auth(bearer.unwrap_or_default())
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .header(SESSION_ID_HEADER, runtime_session_id)
+                        .body("{}")
+                        .send()
+                        .await
+                        .map_err(|e| request_failed(&e))?;
+                    if resp.status().is_success() {
+                        Ok(())
+                    } else {
+                        Err(oauth_error(resp).await)
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(self.timeouts.first_byte, Box::pin(stop))
+            .await
+            .unwrap_or_else(|_| {
+                Err(UpstreamError::new(
+                    UpstreamKind::Timeout,
+                    "StopRuntimeSession did not answer in time",
+                ))
+            })
+    }
+
+    async fn send_oauth(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        inv: &Invocation,
+    ) -> Result<(String, Option<String>, ChunkStream), UpstreamError> {
+        let url = self.oauth_url(base_url, "invocations");
         let token = inv.bearer_token.as_deref().unwrap_or_default();
         let mut req = http
             .post(&url)
             .bearer_auth(token)
             .header(http::header::CONTENT_TYPE, &inv.content_type)
             .header(http::header::ACCEPT, &inv.accept)
-            .header(SESSION_ID_HEADER, inv.session_id.as_str())
+            .header(SESSION_ID_HEADER, inv.runtime_session_id.as_str())
             .body(inv.payload.clone());
+        if let Some(user) = &inv.runtime_user_id {
+            req = req.header(USER_ID_HEADER, user);
+        }
         for (name, value) in [
             ("x-amzn-trace-id", &inv.trace.trace_id),
             ("traceparent", &inv.trace.traceparent),
@@ -318,48 +379,16 @@ impl AgentCoreClient {
         for (k, v) in &inv.custom_headers {
             req = req.header(k, v);
         }
-        let resp = req.send().await.map_err(|e| {
-            let detail = format!("request failed: {}", error_chain(&e));
-            if e.is_connect() {
-                // The connection was never established: nothing reached AgentCore.
-                UpstreamError::not_sent(detail)
-            } else if e.is_timeout() {
-                UpstreamError::new(UpstreamKind::Timeout, detail)
-            } else {
-                UpstreamError::new(UpstreamKind::Unavailable, detail)
-            }
-        })?;
-        let status = resp.status().as_u16();
+        let resp = req.send().await.map_err(|e| request_failed(&e))?;
+        if !resp.status().is_success() {
+            return Err(oauth_error(resp).await);
+        }
         let header = |name: &str| {
             resp.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        if !(200..300).contains(&status) {
-            let error_type = header("x-amzn-errortype").unwrap_or_default();
-            // Error bodies are small JSON documents; cap the read so a misbehaving
-            // endpoint cannot make us buffer a large body.
-            let body = read_capped(resp, 64 * 1024).await;
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .or_else(|| v.get("Message"))
-                        .and_then(|m| m.as_str())
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            let mut kind = UpstreamKind::from_error_type(&error_type, status);
-            if kind == UpstreamKind::AccessDenied {
-                // In OAuth mode the credential is the caller's token, not our role.
-                kind = UpstreamKind::TokenRejected;
-            }
-            return Err(UpstreamError::new(
-                kind,
-                format!("{error_type} ({status}): {message}"),
-            ));
-        }
         let content_type =
             header("content-type").unwrap_or_else(|| "application/octet-stream".to_owned());
         let session_id = header(SESSION_ID_HEADER);
@@ -368,6 +397,48 @@ impl AgentCoreClient {
         });
         Ok((content_type, session_id, Box::pin(body)))
     }
+}
+
+/// An OAuth-mode request that got no answer.
+fn request_failed(e: &reqwest::Error) -> UpstreamError {
+    let detail = format!("request failed: {}", error_chain(e));
+    if e.is_connect() {
+        // The connection was never established: nothing reached AgentCore.
+        UpstreamError::not_sent(detail)
+    } else if e.is_timeout() {
+        UpstreamError::new(UpstreamKind::Timeout, detail)
+    } else {
+        UpstreamError::new(UpstreamKind::Unavailable, detail)
+    }
+}
+
+/// An OAuth-mode error answer (restJson1: `X-Amzn-ErrorType` and a JSON `message`).
+async fn oauth_error(resp: reqwest::Response) -> UpstreamError {
+    let status = resp.status().as_u16();
+    let error_type = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    // Error bodies are small JSON documents; cap the read so a misbehaving endpoint
+    // cannot make us buffer a large body.
+    let body = read_capped(resp, 64 * 1024).await;
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .or_else(|| v.get("Message"))
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    let mut kind = UpstreamKind::from_error_type(&error_type, status);
+    if kind == UpstreamKind::AccessDenied {
+        // In OAuth mode the credential is the caller's token, not our role.
+        kind = UpstreamKind::TokenRejected;
+    }
+    UpstreamError::new(kind, format!("{error_type} ({status}): {message}"))
 }
 
 /// `https://bedrock-agentcore.<region>.amazonaws.com` (`.com.cn` in China regions).

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::config::{AuthMode, Config};
 use crate::error::{json_type_name, ApiError};
 use crate::headers::{forwarded_headers, TraceHeaders};
+use crate::identity::{Caller, IdentitySource};
 use crate::session::SessionId;
 
 /// Content type of the payload sent to the agent when the client does not choose one.
@@ -30,8 +31,13 @@ const MAX_MEDIA_TYPE_LEN: usize = 256;
 pub struct Invocation {
     /// The prompt (non-empty).
     pub prompt: String,
-    /// The session id: the client's, or a new one.
+    /// The session id the client sees: its own, or a new one.
     pub session_id: SessionId,
+    /// The session id sent to AgentCore: `session_id` itself, or the caller's own session
+    /// derived from it ([`Invocation::bind`]).
+    pub runtime_session_id: SessionId,
+    /// AgentCore's `runtimeUserId`, when the operator enabled it (`RUNTIME_USER_ID`).
+    pub runtime_user_id: Option<String>,
     /// Whether `session_id` was generated for this request.
     pub session_generated: bool,
     /// `Content-Type` of the agent payload.
@@ -46,6 +52,19 @@ pub struct Invocation {
     pub trace: TraceHeaders,
     /// OAuth mode: the caller's bearer token (without the `Bearer ` prefix).
     pub bearer_token: Option<String>,
+}
+
+impl Invocation {
+    /// Ties the invocation to its caller: the caller's own AgentCore session, its
+    /// `runtimeUserId` when enabled, and its allow-listed claims as custom headers.
+    pub fn bind(&mut self, caller: &Caller, config: &Config) {
+        self.runtime_session_id = caller.runtime_session_id(config.session_scope, &self.session_id);
+        if config.runtime_user_id && caller.source != IdentitySource::Anonymous {
+            self.runtime_user_id = Some(caller.id.clone());
+        }
+        self.custom_headers
+            .extend(caller.claim_headers(&config.forward_claims));
+    }
 }
 
 /// Parses and validates a Lambda HTTP request.
@@ -118,6 +137,8 @@ pub fn parse_parts(
 
     Ok(Invocation {
         prompt,
+        runtime_session_id: session_id.clone(),
+        runtime_user_id: None,
         session_id,
         session_generated,
         content_type,
@@ -153,15 +174,19 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+fn missing_bearer() -> ApiError {
+    ApiError::MissingToken("Authorization".to_owned())
+}
+
 fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::MissingToken)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::MissingToken)?;
+        .ok_or_else(missing_bearer)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing_bearer)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::MissingToken);
+        return Err(missing_bearer());
     }
     Ok(token.to_owned())
 }

@@ -56,6 +56,13 @@ impl SessionId {
         }
     }
 
+    /// An id built by this crate that is valid by construction (a caller's derived
+    /// session, see [`crate::identity::Caller::runtime_session_id`]).
+    pub(crate) fn derived(id: String) -> Self {
+        debug_assert!(Self::parse(&id).is_ok(), "{id}");
+        Self(id)
+    }
+
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -588,7 +588,8 @@ async fn a_deadline_that_has_passed_is_504_at_once_and_the_agent_never_sees_it()
     let gateway = Gateway::with_client(
         config.clone(),
         client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await,
-    );
+    )
+    .await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -623,7 +624,8 @@ async fn pass_through_mode_gives_clients_the_agents_own_error_events() {
     let gateway = Gateway::with_client(
         config.clone(),
         client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await,
-    );
+    )
+    .await;
     let failing =
         || post(serde_json::json!({"prompt": "x", "demo": {"tokens": 5, "error_after": 2}}));
     let buffered = gateway.buffered(failing()).await.expect("infallible");
@@ -705,7 +707,8 @@ async fn a_panic_in_the_handler_is_a_500_and_the_gateway_keeps_serving() {
     let gateway = Gateway::with_client(
         config.clone(),
         AgentCoreClient::from_sdk_client(sdk, &config),
-    );
+    )
+    .await;
     let panicking = || post(serde_json::json!({"prompt": PANIC_MARK}));
     let healthy = || post(serde_json::json!({"prompt": "still there?", "demo": {"tokens": 3}}));
     for _ in 0..2 {
@@ -733,6 +736,121 @@ async fn a_panic_in_the_handler_is_a_500_and_the_gateway_keeps_serving() {
             .await
             .expect("sse");
         assert_eq!(events.len(), 3);
+    }
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Callers identified by API Gateway (authorizer) and by IAM
+// ---------------------------------------------------------------------------------------
+
+/// A REST v1 event for `POST` with `body` and `request_context`, as lambda_http reads it.
+fn v1_event(body: serde_json::Value, request_context: serde_json::Value) -> lambda_http::Request {
+    let event = serde_json::json!({
+        "resource": "/invoke", "path": "/invoke", "httpMethod": "POST",
+        "headers": {"content-type": "application/json"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "body": body.to_string(), "isBase64Encoded": false,
+        "requestContext": request_context,
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a v1 event")
+}
+
+#[tokio::test]
+async fn an_authorizers_caller_owns_its_session_and_a_missing_identity_is_401() {
+    let server = local(LocalConfig::default()).await;
+    let config = config(
+        &server,
+        &[
+            ("CALLER_IDENTITY", "authorizer"),
+            ("FORWARD_CLAIMS", "email"),
+            ("RUNTIME_USER_ID", "true"),
+        ],
+    );
+    let gateway = Gateway::with_client(
+        config.clone(),
+        client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await,
+    )
+    .await;
+    let session = "session-00000000-0000-4000-8000-00000000abcd";
+    let body = serde_json::json!({"prompt": "hi", "session_id": session, "demo": {"tokens": 2}});
+    let context = serde_json::json!({"httpMethod": "POST", "authorizer": {"claims": {
+        "sub": "cognito-user-1", "email": "one@example.com",
+        "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool"
+    }}});
+    let resp = gateway
+        .buffered(v1_event(body.clone(), context))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("x-session-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(session),
+        "the client keeps its own id"
+    );
+    let seen = server.requests();
+    let request = seen.last().expect("AgentCore was called");
+    let runtime_session = request.session_id.clone().unwrap_or_default();
+    assert!(
+        runtime_session.starts_with("u-") && runtime_session != session,
+        "{runtime_session}"
+    );
+    assert_eq!(
+        request.header("x-amzn-bedrock-agentcore-runtime-custom-claim-email"),
+        Some("one@example.com")
+    );
+    assert_eq!(
+        request.header("x-amzn-bedrock-agentcore-runtime-user-id"),
+        Some("cognito-user-1")
+    );
+
+    let before = server.requests().len();
+    let resp = gateway
+        .buffered(v1_event(body, serde_json::json!({"httpMethod": "POST"})))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), 401);
+    let text = String::from_utf8_lossy(resp.body().as_ref()).into_owned();
+    assert!(text.contains("\"missing_identity\""), "{text}");
+    assert_eq!(server.requests().len(), before, "AgentCore was not called");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn iam_callers_share_sessions_only_when_the_scope_is_shared() {
+    let server = local(LocalConfig::default()).await;
+    let body = serde_json::json!({"prompt": "hi", "session_id": "session-00000000-0000-4000-8000-00000000beef", "demo": {"tokens": 1}});
+    let as_principal =
+        |arn: &str| serde_json::json!({"httpMethod": "POST", "identity": {"userArn": arn}});
+    for (scope, distinct) in [("caller", true), ("shared", false)] {
+        let config = config(
+            &server,
+            &[("CALLER_IDENTITY", "iam"), ("SESSION_SCOPE", scope)],
+        );
+        let gateway = Gateway::with_client(
+            config.clone(),
+            client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await,
+        )
+        .await;
+        let mut runtime_sessions = Vec::new();
+        for arn in [
+            "arn:aws:iam::123456789012:role/a",
+            "arn:aws:iam::123456789012:role/b",
+        ] {
+            let resp = gateway
+                .buffered(v1_event(body.clone(), as_principal(arn)))
+                .await
+                .expect("infallible");
+            assert_eq!(resp.status(), 200, "{scope}");
+            runtime_sessions.push(server.requests().last().and_then(|r| r.session_id.clone()));
+        }
+        assert_eq!(
+            runtime_sessions[0] != runtime_sessions[1],
+            distinct,
+            "{scope}: {runtime_sessions:?}"
+        );
     }
     server.shutdown().await;
 }

@@ -149,6 +149,10 @@ pub struct DemoKnobs {
     pub reset_after: Option<u64>,
     /// Wait this long before sending the response headers.
     pub first_byte_delay_ms: Option<u64>,
+    /// Answer with what this session was told before: the text is that of the prompt
+    /// `earlier: <the session's previous prompt>` (`earlier: nothing` in a new or ended
+    /// session). Shows which session a request reached.
+    pub recall: Option<bool>,
 }
 
 /// A request to the demo agent: the prompt and the knobs.

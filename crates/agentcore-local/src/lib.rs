@@ -46,6 +46,7 @@
 
 pub mod demo;
 pub mod error;
+pub mod issuer;
 mod server;
 pub mod sigv4;
 

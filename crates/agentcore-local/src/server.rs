@@ -1,6 +1,7 @@
 //! The HTTP side: routing, authentication, validation, the demo agent and the proxy,
 //! the request log and one access-log line per request.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -20,6 +21,7 @@ use subtle::ConstantTimeEq;
 
 use crate::demo::{answer_stream, DemoRequest};
 use crate::error::{ApiError, ErrorType, ERROR_TYPE_HEADER};
+use crate::issuer;
 use crate::sigv4::{parse_query, Verifier, SERVICE_NAME};
 use crate::{
     AuthMode, LocalConfig, RecordedRequest, CUSTOM_HEADER_PREFIX, MAX_CUSTOM_HEADERS,
@@ -43,6 +45,9 @@ pub(crate) struct AppState {
     pub(crate) config: LocalConfig,
     verifier: Verifier,
     pub(crate) requests: Mutex<Vec<RecordedRequest>>,
+    /// Open sessions (opened by an invocation, ended by `StopRuntimeSession`) and the
+    /// prompts each received, which the demo agent recalls.
+    pub(crate) sessions: Mutex<HashMap<String, Vec<String>>>,
     http: reqwest::Client,
     agent_url: Option<String>,
 }
@@ -77,6 +82,7 @@ impl AppState {
             config,
             verifier,
             requests: Mutex::new(Vec::new()),
+            sessions: Mutex::new(HashMap::new()),
             http,
             agent_url,
         })
@@ -167,18 +173,103 @@ async fn route(
     if path == "/ping" && (method == Method::GET || method == Method::HEAD) {
         return Ok(ping(state).await);
     }
-    if let Some(encoded_arn) = path
-        .strip_prefix("/runtimes/")
-        .and_then(|rest| rest.strip_suffix("/invocations"))
-    {
-        if method == Method::POST && !encoded_arn.is_empty() && !encoded_arn.contains('/') {
-            return invoke(state, req, encoded_arn, session_id).await;
+    if method == Method::GET && path.starts_with(issuer::ISSUER_PATH) {
+        return issuer_route(&req);
+    }
+    let runtime_operation = path.strip_prefix("/runtimes/").and_then(|rest| {
+        let (arn, operation) = rest.split_once('/')?;
+        (method == Method::POST && !arn.is_empty()).then(|| (arn.to_owned(), operation))
+    });
+    match runtime_operation {
+        Some((arn, "invocations")) => return invoke(state, req, &arn, session_id).await,
+        Some((arn, "stopruntimesession")) => {
+            return stop_session(state, req, &arn, session_id).await
         }
+        _ => {}
     }
     Err(ApiError::new(
         ErrorType::UnknownOperationException,
         format!("No operation matches {method} {path}"),
     ))
+}
+
+/// The local OIDC issuer ([`issuer`]); its URL is built from the `Host` the client used.
+fn issuer_route(req: &Request) -> Result<Response, ApiError> {
+    let host = header_str(req.headers(), "host").unwrap_or("127.0.0.1");
+    let issuer = issuer::issuer_url(&format!("http://{host}"));
+    let rest = &req.uri().path()[issuer::ISSUER_PATH.len()..];
+    let doc = match rest {
+        "/.well-known/openid-configuration" => issuer::discovery(&issuer),
+        "/.well-known/jwks.json" => issuer::jwks(),
+        "/token" => {
+            let query = parse_query(req.uri().query().unwrap_or_default());
+            let user = query
+                .iter()
+                .find(|(k, _)| k == "user")
+                .map(|(_, v)| v.as_str())
+                .filter(|u| {
+                    !u.is_empty()
+                        && u.len() <= 64
+                        && u.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "Name the user: /issuer/token?user=alice (letters, digits, '-', '_').",
+                    )
+                })?;
+            let token = issuer::token_for(&issuer, user)
+                .map_err(|e| ApiError::new(ErrorType::InternalServerException, e))?;
+            serde_json::json!({"id_token": token, "token_type": "Bearer", "expires_in": issuer::TOKEN_LIFETIME_SECONDS})
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorType::ResourceNotFoundException,
+                format!("The local issuer has no {rest}."),
+            ))
+        }
+    };
+    Ok(json_response(StatusCode::OK, doc.to_string()))
+}
+
+/// `StopRuntimeSession`: ends an open session (its demo memory goes with it); a session
+/// that is not open is a `ResourceNotFoundException`.
+async fn stop_session(
+    state: &AppState,
+    req: Request,
+    encoded_arn: &str,
+    session_id: &mut Option<String>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::validation("The request body is too large."))?;
+    authenticate(state, &parts.method, &parts.uri, &parts.headers, &body)?;
+    validate_headers(&parts.headers)?;
+    let arn = percent_decode_str(encoded_arn)
+        .decode_utf8()
+        .map_err(|_| ApiError::validation("The agent runtime ARN is not valid UTF-8."))?
+        .into_owned();
+    validate_arn(&arn)?;
+    let session = session_id
+        .clone()
+        .ok_or_else(|| ApiError::validation("The runtime session id header is required."))?;
+    let removed = state
+        .sessions
+        .lock()
+        .map(|mut sessions| sessions.remove(&session).is_some())
+        .unwrap_or(false);
+    if !removed {
+        return Err(ApiError::new(
+            ErrorType::ResourceNotFoundException,
+            format!("No runtime session '{session}' is active."),
+        ));
+    }
+    let mut response = json_response(StatusCode::OK, "{}".to_owned());
+    if let Ok(value) = HeaderValue::from_str(&session) {
+        response.headers_mut().insert(SESSION_ID_HEADER, value);
+    }
+    Ok(response)
 }
 
 async fn ping(state: &AppState) -> Response {
@@ -287,8 +378,11 @@ async fn invoke(
     };
 
     let mut response = match &state.agent_url {
-        Some(agent_url) => proxy(state, agent_url, &parts.headers, &session, body).await?,
-        None => demo(state, &body).await?,
+        Some(agent_url) => {
+            open_session(state, &session, None);
+            proxy(state, agent_url, &parts.headers, &session, body).await?
+        }
+        None => demo(state, &session, &body).await?,
     };
     let session_value = HeaderValue::from_str(&session)
         .map_err(|_| ApiError::validation("The session id is not a valid header value."))?;
@@ -413,8 +507,24 @@ fn validate_arn(arn: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn demo(state: &AppState, payload: &[u8]) -> Result<Response, ApiError> {
-    let request = DemoRequest::parse(payload)?;
+/// Marks `session` open, remembering `prompt`; returns the prompt before it, if any.
+fn open_session(state: &AppState, session: &str, prompt: Option<&str>) -> Option<String> {
+    let mut sessions = state.sessions.lock().ok()?;
+    let prompts = sessions.entry(session.to_owned()).or_default();
+    let previous = prompts.last().cloned();
+    if let Some(prompt) = prompt {
+        prompts.push(prompt.to_owned());
+    }
+    previous
+}
+
+async fn demo(state: &AppState, session: &str, payload: &[u8]) -> Result<Response, ApiError> {
+    let mut request = DemoRequest::parse(payload)?;
+    let previous = open_session(state, session, Some(&request.prompt));
+    if request.knobs.recall == Some(true) {
+        // The answer says what this session was told before (or that it is new).
+        request.prompt = format!("earlier: {}", previous.as_deref().unwrap_or("nothing"));
+    }
     let fault = request.fault()?;
     let delay = request.first_byte_delay();
     if !delay.is_zero() {

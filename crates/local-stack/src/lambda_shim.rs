@@ -194,7 +194,13 @@ async fn invoke_with_response_stream(
             )
         }
     };
-    if upstream.status() == StatusCode::NOT_FOUND {
+    // A streamed answer carries the function's own status (a 404 of its own included);
+    // watch's "no such function" is a 404 without the streaming mode header.
+    let streamed = upstream
+        .headers()
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|v| v == "streaming");
+    if upstream.status() == StatusCode::NOT_FOUND && !streamed {
         return service_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",

@@ -91,21 +91,40 @@ async fn make_run_serves_all_three_options_and_ctrl_c_leaves_nothing_behind() {
             banner.contains(url.as_str()),
             "banner lacks {url}:\n{banner}"
         );
-        // `target/debug/stream-client URL` when the client is built next to local-stack,
-        // `cargo run -q -p stream-client -- URL` otherwise.
+        // `target/debug/stream-client --local-user NAME --issuer ISSUER URL` (end users sign
+        // in at agentcore-local's issuer, on a port other than the default here).
+        let issuer = format!("http://127.0.0.1:{local_port}/issuer");
         assert!(
-            banner.contains(&format!("stream-client {url}"))
-                || banner.contains(&format!("stream-client -- {url}")),
+            banner
+                .lines()
+                .any(|l| l.contains("stream-client --local-user ")
+                    && l.contains(&format!("--issuer {issuer} {url} "))),
             "banner lacks the stream-client command for {url}:\n{banner}"
         );
     }
 
     let http = reqwest::Client::new();
+    // Signed in as a user of the local issuer, as the banner's commands are.
+    let token_doc: serde_json::Value = serde_json::from_slice(
+        &http
+            .get(format!(
+                "http://127.0.0.1:{local_port}/issuer/token?user=tester"
+            ))
+            .send()
+            .await
+            .expect("the issuer answers")
+            .bytes()
+            .await
+            .expect("a token document"),
+    )
+    .expect("JSON");
+    let token = token_doc["id_token"].as_str().expect("id_token").to_owned();
     let expected = agentcore_local::demo_text("Hello from the make run test", 6).concat();
     for url in &urls {
         let resp = http
             .post(url)
             .header("content-type", "application/json")
+            .bearer_auth(&token)
             .body(r#"{"prompt":"Hello from the make run test","demo":{"tokens":6}}"#)
             .send()
             .await

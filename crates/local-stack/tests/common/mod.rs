@@ -37,6 +37,7 @@ pub const OPTION3: &str = "option3-api-gateway-streaming";
 pub const REQUEST_LIMIT: Duration = Duration::from_secs(120);
 
 static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+static IDENTITY_STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
 
 fn options() -> StackOptions {
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-watch.log");
@@ -67,7 +68,24 @@ fn options() -> StackOptions {
 /// with the test. `cargo lambda watch` and the functions are ended by the stack's lifeline
 /// when the test process exits.
 pub fn stack() -> &'static Stack {
-    let started = STACK.get_or_init(|| {
+    start_once(&STACK, options)
+}
+
+/// A stack with end-user authentication: the functions verify JWTs from `agentcore-local`'s
+/// issuer, and the API Gateway emulator runs a Cognito user pool authorizer (one per test
+/// binary that uses it).
+pub fn identity_stack() -> &'static Stack {
+    start_once(&IDENTITY_STACK, || StackOptions {
+        end_user_auth: true,
+        ..options()
+    })
+}
+
+fn start_once(
+    cell: &'static OnceLock<Result<Stack, String>>,
+    options: fn() -> StackOptions,
+) -> &'static Stack {
+    let started = cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("e2e-stack".into())
@@ -405,7 +423,12 @@ pub fn watch_log() -> String {
 /// Option 1 through `Invoke`: returns the v1 response document's status, headers and body,
 /// after checking the document's shape.
 pub async fn invoke_option1(event: &Value) -> (Answer, Value) {
-    let client = lambda(&stack().urls().lambda);
+    invoke_option1_on(stack(), event).await
+}
+
+/// [`invoke_option1`] on the stack `on`.
+pub async fn invoke_option1_on(on: &Stack, event: &Value) -> (Answer, Value) {
+    let client = lambda(&on.urls().lambda);
     let call = client
         .invoke()
         .function_name(OPTION1)
@@ -504,7 +527,12 @@ pub async fn invoke_option3_stream(event: &Value) -> Streamed {
 
 /// A streaming function through `InvokeWithResponseStream` with `event`, read to the end.
 pub async fn invoke_stream(function: &str, event: &Value) -> Streamed {
-    let client = lambda(&stack().urls().lambda_streaming);
+    invoke_stream_on(stack(), function, event).await
+}
+
+/// [`invoke_stream`] on the stack `on`.
+pub async fn invoke_stream_on(on: &Stack, function: &str, event: &Value) -> Streamed {
+    let client = lambda(&on.urls().lambda_streaming);
     let sent = Instant::now();
     let call = client
         .invoke_with_response_stream()
