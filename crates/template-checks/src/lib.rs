@@ -16,6 +16,12 @@
 //!   ...) as CloudFormation does before it creates anything;
 //! - `DELETE` (ending a session) on the same path as `POST`, with the same auth and
 //!   integration, and allowed by the CORS preflights;
+//! - option 2's public edge (`PublicEdge=true`): a CloudFront distribution, its origin access
+//!   control (Lambda, SigV4, always signing) and AWS WAF web ACL exist only under the
+//!   condition; CloudFront's two Lambda permissions name this distribution; no caching,
+//!   `POST`/`OPTIONS`/`DELETE` over HTTPS only; the rules refuse the edge beside an open URL,
+//!   without a JWT, or with the JWT in `Authorization`, and a web ACL created outside
+//!   us-east-1 (the evaluator knows `AWS::Region`);
 //! - timeouts that agree: option 1 gives up before API Gateway's 29 s, option 3 streams
 //!   through the `response-streaming-invocations` URI with `ResponseTransferMode: STREAM`;
 //! - buildability: `BuildMethod: rust-cargolambda` with the workspace binary of each option;

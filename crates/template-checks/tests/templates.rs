@@ -230,7 +230,8 @@ fn env_vars(function: &Value) -> &Map<String, Value> {
 // parameter, `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`, `Fn::If`,
 // `AWS::NoValue`), so a test can deploy a combination of parameters on paper and see which
 // rules refuse it and what the methods and policies become. A `Ref` to anything that is
-// not a parameter, inside a rule or a condition, fails the test (a misspelt name would
+// not a parameter or the pseudo parameter `AWS::Region` (us-east-1 unless a test says
+// otherwise), inside a rule or a condition, fails the test (a misspelt name would
 // otherwise compare unequal to everything and silently weaken the rule).
 
 /// A sample runtime ARN: `AgentRuntimeArn` is the one parameter with no default.
@@ -244,6 +245,8 @@ const SAMPLE_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east
 struct Deployment<'t> {
     template: &'t Value,
     values: BTreeMap<String, String>,
+    /// `AWS::Region`: where the stack is deployed.
+    region: String,
 }
 
 impl<'t> Deployment<'t> {
@@ -271,10 +274,23 @@ impl<'t> Deployment<'t> {
             }
             values.insert((*name).to_owned(), (*value).to_owned());
         }
-        Self { template, values }
+        Self {
+            template,
+            values,
+            region: "us-east-1".to_owned(),
+        }
+    }
+
+    /// The same deployment in another region (`AWS::Region`).
+    fn in_region(mut self, region: &str) -> Self {
+        region.clone_into(&mut self.region);
+        self
     }
 
     fn param(&self, name: &str) -> &str {
+        if name == "AWS::Region" {
+            return &self.region;
+        }
         self.values
             .get(name)
             .unwrap_or_else(|| panic!("Ref {name}: not a parameter"))
@@ -841,6 +857,431 @@ fn option2_function_url_streams_and_requires_iam_by_default() {
 }
 
 // ------------------------------------------------------------------------------------------
+// Option 2: the public edge (issue 13): CloudFront + origin access control + AWS WAF
+
+/// A public edge as the README deploys it: a JWT in a header of its own, behind CloudFront.
+const EDGE: [(&str, &str); 5] = [
+    ("PublicEdge", "true"),
+    ("CallerIdentity", "jwt"),
+    ("JwtIssuer", SAMPLE_ISSUER),
+    ("JwtAudience", "client1"),
+    ("JwtHeader", "x-auth-token"),
+];
+const SAMPLE_WEB_ACL_ARN: &str =
+    "arn:aws:wafv2:us-east-1:123456789012:global/webacl/edge/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111";
+/// The resource types that make up the edge.
+const EDGE_TYPES: [&str; 3] = [
+    "AWS::CloudFront::Distribution",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::WAFv2::WebACL",
+];
+/// Managed CloudFront policies: CachingDisabled, AllViewerExceptHostHeader.
+const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+
+fn edge_with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    EDGE.iter().chain(extra).copied().collect()
+}
+
+fn the_one<'a>(t: &'a Value, ty: &str) -> (&'a str, &'a Value) {
+    let found = resources_of_type(t, ty);
+    assert_eq!(found.len(), 1, "exactly one {ty}");
+    found[0]
+}
+
+/// The Lambda permissions granted to CloudFront.
+fn cloudfront_permissions(t: &Value) -> Vec<(&str, &Value)> {
+    resources_of_type(t, "AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, p)| props(p)["Principal"] == json!("cloudfront.amazonaws.com"))
+        .collect()
+}
+
+#[test]
+fn option2_public_edge_is_off_by_default_and_exists_only_under_its_condition() {
+    let t = load_template(&option("option2-lambda-url"));
+    assert_eq!(param_default(&t, "PublicEdge"), json!("false"));
+    assert_eq!(
+        param(&t, "PublicEdge")["AllowedValues"],
+        json!(["true", "false"])
+    );
+    assert_eq!(
+        t["Conditions"]["PublicEdgeOn"],
+        json!({"Fn::Equals": [reference("PublicEdge"), "true"]})
+    );
+    // Every edge resource, and every permission CloudFront holds, is conditional.
+    let mut edge_ids = BTreeSet::new();
+    for ty in EDGE_TYPES {
+        for (id, r) in resources_of_type(&t, ty) {
+            let condition = r["Condition"].as_str().unwrap_or_else(|| panic!("{id}"));
+            assert!(
+                condition == "PublicEdgeOn" || condition == "CreateWebAcl",
+                "{id} has condition {condition}"
+            );
+            edge_ids.insert(id.to_owned());
+        }
+    }
+    for (id, p) in cloudfront_permissions(&t) {
+        assert_eq!(p["Condition"], json!("PublicEdgeOn"), "{id}");
+        edge_ids.insert(id.to_owned());
+    }
+    assert_eq!(
+        edge_ids.len(),
+        5,
+        "distribution, OAC, web ACL, two permissions"
+    );
+
+    // The web ACL's condition implies the edge's.
+    let create = &t["Conditions"]["CreateWebAcl"]["Fn::And"];
+    assert!(
+        create
+            .as_array()
+            .is_some_and(|c| c.contains(&json!({"Condition": "PublicEdgeOn"}))),
+        "CreateWebAcl must include PublicEdgeOn: {create}"
+    );
+
+    // Evaluated: nothing by default (in any region), all of it with the edge in us-east-1.
+    for region in ["us-east-1", "eu-west-1"] {
+        let d = Deployment::new(&t, &[]).in_region(region);
+        assert!(d.refusals().is_empty(), "{region}");
+        let deployed = d.resources();
+        for id in &edge_ids {
+            assert!(
+                !deployed.contains_key(id),
+                "{id} exists by default in {region}"
+            );
+        }
+    }
+    let d = Deployment::new(&t, &EDGE);
+    assert!(d.refusals().is_empty(), "{:?}", d.refusals());
+    let deployed = d.resources();
+    for id in &edge_ids {
+        assert!(
+            deployed.contains_key(id),
+            "{id} is missing with PublicEdge=true"
+        );
+    }
+
+    // The public URL is an output only with the edge.
+    let (distribution_id, _) = the_one(&t, "AWS::CloudFront::Distribution");
+    let edge_outputs: Vec<_> = t["Outputs"]
+        .as_object()
+        .expect("Outputs")
+        .iter()
+        .filter(|(_, o)| {
+            strings(&o["Value"])
+                .iter()
+                .any(|s| s.contains(distribution_id))
+                || o["Value"] == reference(distribution_id)
+        })
+        .collect();
+    assert!(!edge_outputs.is_empty());
+    for (name, output) in &edge_outputs {
+        assert_eq!(output["Condition"], json!("PublicEdgeOn"), "output {name}");
+    }
+    assert!(
+        edge_outputs.iter().any(|(_, o)| o["Value"]
+            == json!({"Fn::Sub": format!("https://${{{distribution_id}.DomainName}}")})),
+        "an output with the distribution's https URL"
+    );
+}
+
+#[test]
+fn option2_public_edge_signs_with_origin_access_control_for_the_function_url() {
+    let t = load_template(&option("option2-lambda-url"));
+    let (oac_id, oac) = the_one(&t, "AWS::CloudFront::OriginAccessControl");
+    let config = &props(oac)["OriginAccessControlConfig"];
+    assert_eq!(config["OriginAccessControlOriginType"], json!("lambda"));
+    assert_eq!(config["SigningBehavior"], json!("always"));
+    assert_eq!(config["SigningProtocol"], json!("sigv4"));
+
+    let (function_id, function) = the_function(&t);
+    let url_id = format!("{function_id}Url"); // SAM's name for the function's AWS::Lambda::Url
+    assert_eq!(
+        props(function)["FunctionUrlConfig"]["InvokeMode"],
+        json!("RESPONSE_STREAM")
+    );
+
+    let (_, distribution) = the_one(&t, "AWS::CloudFront::Distribution");
+    let config = &props(distribution)["DistributionConfig"];
+    assert_eq!(config["Enabled"], json!(true));
+    let origins = config["Origins"].as_array().expect("Origins");
+    assert_eq!(origins.len(), 1, "the Function URL is the only origin");
+    let origin = &origins[0];
+    assert_eq!(origin["OriginAccessControlId"], get_att(oac_id, "Id"));
+    assert_eq!(
+        origin["DomainName"],
+        json!({"Fn::Select": [2, {"Fn::Split": ["/", get_att(&url_id, "FunctionUrl")]}]})
+    );
+    assert_eq!(
+        origin["CustomOriginConfig"]["OriginProtocolPolicy"],
+        json!("https-only")
+    );
+    assert!(origin.get("S3OriginConfig").is_none());
+    assert_eq!(
+        config["DefaultCacheBehavior"]["TargetOriginId"],
+        origin["Id"]
+    );
+
+    // Streaming and the body stay untouched: no edge code, no compression, one behaviour.
+    let behavior = &config["DefaultCacheBehavior"];
+    for key in ["LambdaFunctionAssociations", "FunctionAssociations"] {
+        assert!(behavior.get(key).is_none(), "{key}");
+    }
+    assert_eq!(behavior["Compress"], json!(false));
+    assert!(config.get("CacheBehaviors").is_none());
+
+    // The origin read timeout is also the longest silence inside a streamed answer.
+    assert_eq!(
+        origin["CustomOriginConfig"]["OriginReadTimeout"],
+        reference("EdgeOriginReadTimeout")
+    );
+    let timeout = param(&t, "EdgeOriginReadTimeout");
+    assert_eq!(as_number(&timeout["Default"]), Some(60.0));
+    assert!(as_number(&timeout["MaxValue"]).is_some_and(|m| m <= 120.0));
+}
+
+#[test]
+fn option2_public_edge_permissions_name_cloudfront_and_this_distribution_only() {
+    let t = load_template(&option("option2-lambda-url"));
+    let (function_id, _) = the_function(&t);
+    let (distribution_id, _) = the_one(&t, "AWS::CloudFront::Distribution");
+    let permissions = cloudfront_permissions(&t);
+    let actions: BTreeSet<&str> = permissions
+        .iter()
+        .map(|(_, p)| props(p)["Action"].as_str().expect("Action"))
+        .collect();
+    // Both, as the CloudFront OAC guide and the Lambda Function URL guide require.
+    assert_eq!(
+        actions,
+        BTreeSet::from(["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"])
+    );
+    assert_eq!(permissions.len(), 2);
+    let source_arn = json!({"Fn::Sub": format!(
+        "arn:${{AWS::Partition}}:cloudfront::${{AWS::AccountId}}:distribution/${{{distribution_id}}}"
+    )});
+    for (id, permission) in &permissions {
+        let p = props(permission);
+        assert_eq!(p["FunctionName"], reference(function_id), "{id}");
+        assert_eq!(
+            p["SourceArn"], source_arn,
+            "{id}: scoped to the distribution"
+        );
+        assert!(p.get("Qualifier").is_none(), "{id}");
+        if p["Action"] == json!("lambda:InvokeFunctionUrl") {
+            assert_eq!(p["FunctionUrlAuthType"], json!("AWS_IAM"), "{id}");
+        }
+    }
+    // Nobody else gets a permission without the public-URL condition.
+    for (id, permission) in resources_of_type(&t, "AWS::Lambda::Permission") {
+        let principal = &props(permission)["Principal"];
+        assert!(
+            *principal == json!("*") || *principal == json!("cloudfront.amazonaws.com"),
+            "{id}: {principal}"
+        );
+    }
+}
+
+#[test]
+fn option2_public_edge_does_not_cache_and_passes_post_options_delete_over_https_only() {
+    let t = load_template(&option("option2-lambda-url"));
+    let (_, distribution) = the_one(&t, "AWS::CloudFront::Distribution");
+    let config = &props(distribution)["DistributionConfig"];
+    let behavior = &config["DefaultCacheBehavior"];
+    assert_eq!(behavior["CachePolicyId"], json!(CACHING_DISABLED));
+    // Every viewer header but Host, so x-amz-content-sha256, the JWT header, origin and
+    // x-session-id reach the function; legacy ForwardedValues would override that.
+    assert_eq!(
+        behavior["OriginRequestPolicyId"],
+        json!(ALL_VIEWER_EXCEPT_HOST_HEADER)
+    );
+    assert!(behavior.get("ForwardedValues").is_none());
+    let methods: BTreeSet<&str> = behavior["AllowedMethods"]
+        .as_array()
+        .expect("AllowedMethods")
+        .iter()
+        .map(|m| m.as_str().expect("method"))
+        .collect();
+    for needed in ["POST", "OPTIONS", "DELETE"] {
+        assert!(methods.contains(needed), "{needed} is not allowed");
+    }
+    assert_eq!(behavior["ViewerProtocolPolicy"], json!("https-only"));
+    for origin in config["Origins"].as_array().expect("Origins") {
+        assert_eq!(
+            origin["CustomOriginConfig"]["OriginProtocolPolicy"],
+            json!("https-only")
+        );
+    }
+    // The browser's CORS preflight is answered by the Function URL's Cors settings, which
+    // still name the page origin and allow the headers a browser behind the edge sends.
+    let d = Deployment::new(&t, &EDGE);
+    let (_, function) = the_function(&t);
+    let cors = d
+        .resolve(&props(function)["FunctionUrlConfig"]["Cors"])
+        .expect("Cors");
+    assert_eq!(cors["AllowOrigins"], json!([reference("CorsAllowOrigin")]));
+    let allow = cors["AllowHeaders"].as_array().expect("AllowHeaders");
+    assert!(allow.contains(&json!("x-amz-content-sha256")));
+    assert!(allow.contains(&reference("JwtHeader")));
+}
+
+#[test]
+fn option2_public_edge_is_behind_a_web_acl_created_or_given() {
+    let t = load_template(&option("option2-lambda-url"));
+    let (acl_id, acl) = the_one(&t, "AWS::WAFv2::WebACL");
+    let (distribution_id, _) = the_one(&t, "AWS::CloudFront::Distribution");
+
+    // The web ACL the stack creates: CloudFront scope, a per-IP rate limit, the two AWS
+    // managed rule groups, and the 8 KB body limit counted instead of blocking prompts.
+    let p = props(acl);
+    assert_eq!(p["Scope"], json!("CLOUDFRONT"));
+    assert_eq!(p["DefaultAction"], json!({"Allow": {}}));
+    let rules = p["Rules"].as_array().expect("Rules");
+    let rate: Vec<_> = rules
+        .iter()
+        .filter_map(|r| r.pointer("/Statement/RateBasedStatement").map(|s| (r, s)))
+        .collect();
+    assert_eq!(rate.len(), 1, "one rate-based rule");
+    assert_eq!(rate[0].0["Action"], json!({"Block": {}}));
+    assert_eq!(rate[0].1["Limit"], reference("EdgeRateLimit"));
+    assert_eq!(rate[0].1["AggregateKeyType"], json!("IP"));
+    assert_eq!(as_number(&param_default(&t, "EdgeRateLimit")), Some(300.0));
+    let managed: BTreeMap<&str, &Value> = rules
+        .iter()
+        .filter_map(|r| r.pointer("/Statement/ManagedRuleGroupStatement"))
+        .map(|s| (s["Name"].as_str().expect("Name"), s))
+        .collect();
+    assert_eq!(
+        managed.keys().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "AWSManagedRulesCommonRuleSet",
+            "AWSManagedRulesKnownBadInputsRuleSet"
+        ])
+    );
+    for group in managed.values() {
+        assert_eq!(group["VendorName"], json!("AWS"));
+    }
+    assert!(
+        managed["AWSManagedRulesCommonRuleSet"]["RuleActionOverrides"]
+            .as_array()
+            .expect("RuleActionOverrides")
+            .contains(&json!({"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}})),
+        "SizeRestrictions_BODY (bodies over 8 KB) must count, not block"
+    );
+    let priorities: BTreeSet<_> = rules.iter().map(|r| r["Priority"].to_string()).collect();
+    assert_eq!(priorities.len(), rules.len(), "unique priorities");
+
+    // Which web ACL the distribution gets, region by region.
+    // (region, WebAclArn, the stack creates its own, the rules that refuse it)
+    let cases: [(&str, &str, bool, &[&str]); 4] = [
+        ("us-east-1", "", true, &[]),
+        ("us-east-1", SAMPLE_WEB_ACL_ARN, false, &[]),
+        ("eu-west-1", SAMPLE_WEB_ACL_ARN, false, &[]),
+        (
+            "eu-west-1",
+            "",
+            false,
+            &["PublicEdgeOutsideUsEast1NeedsAWebAcl"],
+        ),
+    ];
+    for (region, arn, creates, refused) in cases {
+        let d = Deployment::new(&t, &edge_with(&[("WebAclArn", arn)])).in_region(region);
+        let expected: BTreeSet<String> = refused.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(d.refusals(), expected, "{region} WebAclArn={arn:?}");
+        let deployed = d.resources();
+        assert_eq!(deployed.contains_key(acl_id), creates, "{region} {arn:?}");
+        let web_acl = &deployed[distribution_id]["Properties"]["DistributionConfig"]["WebACLId"];
+        if creates {
+            assert_eq!(*web_acl, get_att(acl_id, "Arn"), "{region}");
+        } else {
+            assert_eq!(*web_acl, reference("WebAclArn"), "{region}");
+        }
+        if refused.is_empty() {
+            let resolved = match web_acl.get("Ref") {
+                Some(_) => json!(arn),
+                None => web_acl.clone(),
+            };
+            assert_ne!(resolved, json!(""), "{region}: a distribution without WAF");
+        }
+    }
+    let pattern = param(&t, "WebAclArn")["AllowedPattern"]
+        .as_str()
+        .expect("WebAclArn AllowedPattern");
+    assert!(pattern.contains(":wafv2:us-east-1:") && pattern.contains(":global/webacl/"));
+}
+
+#[test]
+fn option2_public_edge_rules_refuse_an_open_url_and_a_jwt_in_authorization() {
+    let t = load_template(&option("option2-lambda-url"));
+    let cases: Vec<Case<'_>> = vec![
+        // Accepted: the README's public deployment, with or without a given web ACL.
+        (EDGE.to_vec(), &[]),
+        (edge_with(&[("WebAclArn", SAMPLE_WEB_ACL_ARN)]), &[]),
+        (
+            edge_with(&[("RuntimeUserId", "true"), ("ForwardClaims", "sub")]),
+            &[],
+        ),
+        // Refused: an open URL beside the edge.
+        (
+            edge_with(&[("AuthType", "NONE")]),
+            &["PublicEdgeNeedsIamUrlAndJwt"],
+        ),
+        // Refused: the JWT in Authorization, which origin access control overwrites.
+        (
+            edge_with(&[("JwtHeader", "authorization")]),
+            &["JwtBesideSigV4NeedsItsOwnHeader"],
+        ),
+        // Refused: no end-user identity (CloudFront would be every caller).
+        (
+            vec![("PublicEdge", "true")],
+            &["PublicEdgeNeedsIamUrlAndJwt"],
+        ),
+        (
+            vec![
+                ("PublicEdge", "true"),
+                ("CallerIdentity", "anonymous"),
+                ("AllowAnonymous", "true"),
+            ],
+            &["PublicEdgeNeedsIamUrlAndJwt"],
+        ),
+        (
+            vec![
+                ("PublicEdge", "true"),
+                ("AuthType", "NONE"),
+                ("CallerIdentity", "anonymous"),
+                ("AllowAnonymous", "true"),
+            ],
+            &["PublicEdgeNeedsIamUrlAndJwt"],
+        ),
+        // Refused: a JWT without issuer and audience.
+        (
+            vec![
+                ("PublicEdge", "true"),
+                ("CallerIdentity", "jwt"),
+                ("JwtHeader", "x-auth-token"),
+            ],
+            &["JwtNeedsIssuerAndAudience"],
+        ),
+    ];
+    for (overrides, expected) in cases {
+        let refusals = Deployment::new(&t, &overrides).refusals();
+        let expected: BTreeSet<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(refusals, expected, "{overrides:?}");
+    }
+
+    // The edge rule looks at exactly the parameters it is about.
+    let rule = &t["Rules"]["PublicEdgeNeedsIamUrlAndJwt"];
+    assert_eq!(
+        rule["RuleCondition"],
+        json!({"Fn::Equals": [reference("PublicEdge"), "true"]})
+    );
+    assert_eq!(
+        params_named(&rule["Assertions"]),
+        BTreeSet::from(["AuthType", "CallerIdentity"])
+    );
+}
+
+// ------------------------------------------------------------------------------------------
 // Option 3: API Gateway REST, streaming
 
 #[test]
@@ -1057,8 +1498,10 @@ fn every_rule_names_only_parameters_and_explains_itself() {
         let params = t["Parameters"].as_object().expect("Parameters");
         for (name, rule) in t["Rules"].as_object().expect("Rules") {
             for p in params_named(rule) {
+                // AWS::Region: the one pseudo parameter a rule may look at (where a web ACL
+                // for CloudFront can be created).
                 assert!(
-                    params.contains_key(p),
+                    params.contains_key(p) || p == "AWS::Region",
                     "{}: rule {name} names {p}",
                     option.name
                 );
