@@ -79,15 +79,24 @@ impl Gateway {
     pub async fn buffered(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let method = req.method().clone();
-        match AssertUnwindSafe(self.buffered_inner(req, started))
-            .catch_unwind()
-            .await
-        {
-            Ok(resp) => Ok(resp),
+        let work = self.buffered_inner(req, started);
+        Ok(self.guarded(work, &method, started, Body::Text).await)
+    }
+
+    /// Runs a request's work; a panic in it becomes a logged `500 internal_error`.
+    async fn guarded<B>(
+        &self,
+        work: impl std::future::Future<Output = Response<B>>,
+        method: &Method,
+        started: Instant,
+        body: impl FnOnce(String) -> B,
+    ) -> Response<B> {
+        match AssertUnwindSafe(work).catch_unwind().await {
+            Ok(resp) => resp,
             Err(panic) => {
                 let err = caught(&*panic);
-                log_done(&method, &err, None, started);
-                Ok(self.error_response(&err, None, Body::Text))
+                log_done(method, &err, None, started);
+                self.error_response(&err, None, body)
             }
         }
     }
@@ -157,17 +166,8 @@ impl Gateway {
     pub async fn streaming(&self, req: Request) -> Result<Response<StreamingBody>, Infallible> {
         let started = Instant::now();
         let method = req.method().clone();
-        match AssertUnwindSafe(self.streaming_inner(req, started))
-            .catch_unwind()
-            .await
-        {
-            Ok(resp) => Ok(resp),
-            Err(panic) => {
-                let err = caught(&*panic);
-                log_done(&method, &err, None, started);
-                Ok(self.error_response(&err, None, full_body))
-            }
-        }
+        let work = self.streaming_inner(req, started);
+        Ok(self.guarded(work, &method, started, full_body).await)
     }
 
     async fn streaming_inner(&self, req: Request, started: Instant) -> Response<StreamingBody> {

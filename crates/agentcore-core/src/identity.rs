@@ -137,16 +137,10 @@ impl Caller {
             let Some(value) = self.claims.get(name) else {
                 continue;
             };
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Array(items) => items
-                    .iter()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                Value::Null => continue,
-                other => other.to_string(),
-            };
+            if value.is_null() {
+                continue;
+            }
+            let text = claim_text(value);
             let encoded: String =
                 percent_encoding::utf8_percent_encode(&text, NOT_VISIBLE_ASCII).collect();
             if encoded.len() > crate::headers::MAX_CUSTOM_HEADER_BYTES {
@@ -161,6 +155,20 @@ impl Caller {
             out.push((header, value));
         }
         out
+    }
+}
+
+/// A claim's value as text: a string as it is, a list as its items joined by `,`, anything
+/// else as JSON (the form API Gateway gives an authorizer's claims in).
+pub fn claim_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
     }
 }
 

@@ -244,13 +244,7 @@ async fn stop_session(
     let body = axum::body::to_bytes(body, 64 * 1024)
         .await
         .map_err(|_| ApiError::validation("The request body is too large."))?;
-    authenticate(state, &parts.method, &parts.uri, &parts.headers, &body)?;
-    validate_headers(&parts.headers)?;
-    let arn = percent_decode_str(encoded_arn)
-        .decode_utf8()
-        .map_err(|_| ApiError::validation("The agent runtime ARN is not valid UTF-8."))?
-        .into_owned();
-    validate_arn(&arn)?;
+    authenticated_arn(state, &parts, &body, encoded_arn)?;
     let session = session_id
         .clone()
         .ok_or_else(|| ApiError::validation("The runtime session id header is required."))?;
@@ -339,14 +333,7 @@ async fn invoke(
         .await
         .map_err(|_| too_large())?;
 
-    authenticate(state, &parts.method, &parts.uri, &parts.headers, &body)?;
-    validate_headers(&parts.headers)?;
-
-    let arn = percent_decode_str(encoded_arn)
-        .decode_utf8()
-        .map_err(|_| ApiError::validation("The agent runtime ARN is not valid UTF-8."))?
-        .into_owned();
-    validate_arn(&arn)?;
+    let arn = authenticated_arn(state, &parts, &body, encoded_arn)?;
     let query = parse_query(parts.uri.query().unwrap_or_default());
     let qualifier = query
         .iter()
@@ -390,6 +377,24 @@ async fn invoke(
         .headers_mut()
         .insert(SESSION_ID_HEADER, session_value);
     Ok(response)
+}
+
+/// The checks every runtime operation makes, in AgentCore's order: the credential, the
+/// header rules, then the runtime ARN (returned decoded).
+fn authenticated_arn(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: &[u8],
+    encoded_arn: &str,
+) -> Result<String, ApiError> {
+    authenticate(state, &parts.method, &parts.uri, &parts.headers, body)?;
+    validate_headers(&parts.headers)?;
+    let arn = percent_decode_str(encoded_arn)
+        .decode_utf8()
+        .map_err(|_| ApiError::validation("The agent runtime ARN is not valid UTF-8."))?
+        .into_owned();
+    validate_arn(&arn)?;
+    Ok(arn)
 }
 
 fn authenticate(

@@ -124,15 +124,9 @@ async fn invoke(
             request = request.header(name, v);
         }
     }
-    let upstream = match request.send().await {
+    let upstream = match to_watch(request).await {
         Ok(r) => r,
-        Err(e) => {
-            return service_error(
-                StatusCode::BAD_GATEWAY,
-                "ServiceException",
-                &format!("cargo lambda watch did not answer: {e}"),
-            )
-        }
+        Err(answer) => return answer,
     };
     let status = upstream.status();
     let mut answer = Response::builder().status(status);
@@ -178,21 +172,26 @@ async fn invoke(
     answer.body(Body::from(body.freeze())).unwrap_or_default()
 }
 
+/// Sends a request to `cargo lambda watch`; no answer is Lambda's `ServiceException`.
+async fn to_watch(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Response> {
+    request.send().await.map_err(|e| {
+        service_error(
+            StatusCode::BAD_GATEWAY,
+            "ServiceException",
+            &format!("cargo lambda watch did not answer: {e}"),
+        )
+    })
+}
+
 async fn invoke_with_response_stream(
     State(state): State<Arc<ShimState>>,
     Path(name): Path<String>,
     payload: Bytes,
 ) -> Response {
     let url = format!("{}/2015-03-31/functions/{name}/invocations", state.watch);
-    let upstream = match state.http.post(url).body(payload).send().await {
+    let upstream = match to_watch(state.http.post(url).body(payload)).await {
         Ok(r) => r,
-        Err(e) => {
-            return service_error(
-                StatusCode::BAD_GATEWAY,
-                "ServiceException",
-                &format!("cargo lambda watch did not answer: {e}"),
-            )
-        }
+        Err(answer) => return answer,
     };
     // A streamed answer carries the function's own status (a 404 of its own included);
     // watch's "no such function" is a 404 without the streaming mode header.
