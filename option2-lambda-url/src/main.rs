@@ -14,6 +14,7 @@ use lambda_http::Error;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     agentcore_core::telemetry::init();
-    let gateway: &'static Gateway = Box::leak(Box::new(Gateway::from_env().await?));
+    let gateway: &'static Gateway =
+        Box::leak(Box::new(Gateway::from_env().await?.named("option2")));
     agentcore_core::entry::run_streaming(gateway).await
 }

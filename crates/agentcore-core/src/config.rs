@@ -179,6 +179,8 @@ pub struct Config {
     pub runtime_user_id: bool,
     /// Claims sent to the agent as custom headers (`FORWARD_CLAIMS`).
     pub forward_claims: Vec<String>,
+    /// CloudWatch namespace of the request metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 /// A setting that is missing or malformed. The message names the variable and says
@@ -431,6 +433,8 @@ impl Config {
             jwt,
             runtime_user_id,
             forward_claims,
+            metrics_namespace: get("METRICS_NAMESPACE")
+                .unwrap_or_else(|| crate::access::DEFAULT_METRICS_NAMESPACE.to_owned()),
         })
     }
 }

@@ -265,6 +265,8 @@ pub struct UpstreamError {
     /// The request provably never left this function (the connection was refused or
     /// never established), so the agent cannot have seen it.
     pub not_sent: bool,
+    /// Attempts made before giving up.
+    pub attempts: u32,
 }
 
 impl UpstreamError {
@@ -274,6 +276,7 @@ impl UpstreamError {
             kind,
             detail: detail.into(),
             not_sent: false,
+            attempts: 1,
         }
     }
 

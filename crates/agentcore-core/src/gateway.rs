@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
+use crate::access::{AccessRecord, Outcome};
 use crate::collect::{collect, is_event_stream, CollectLimits};
 use crate::config::{AgentErrorEvents, AuthMode, Config, ConfigError};
 use crate::error::{ApiError, UpstreamError, UpstreamKind};
@@ -36,6 +37,8 @@ pub struct Gateway {
     client: AgentCoreClient,
     /// The JWT verifier, when `CALLER_IDENTITY=jwt`.
     jwt: Option<std::sync::Arc<JwtVerifier>>,
+    /// Which option this function is (`option1`...), for access records and metrics.
+    option: &'static str,
 }
 
 impl Gateway {
@@ -63,7 +66,15 @@ impl Gateway {
             config,
             client,
             jwt,
+            option: "option",
         }
+    }
+
+    /// Names the option this gateway serves (`option1`, `option2`, `option3`): the
+    /// `Option` dimension of its metrics and the `option` of its access records.
+    pub fn named(mut self, option: &'static str) -> Self {
+        self.option = option;
+        self
     }
 
     /// The configuration in use.
@@ -96,6 +107,16 @@ impl Gateway {
             Err(panic) => {
                 let err = caught(&*panic);
                 log_done(method, &err, None, started);
+                let mut record = AccessRecord::start(
+                    &self.config.metrics_namespace,
+                    self.option,
+                    String::new(),
+                    None,
+                );
+                record.status = err.status();
+                record.code = Some(err.code());
+                record.outcome = Outcome::Refused;
+                record.finish();
                 self.error_response(&err, None, body)
             }
         }
@@ -105,26 +126,27 @@ impl Gateway {
         if req.method() == Method::OPTIONS {
             return self.preflight(Body::Empty);
         }
+        let mut record = self.record(&req);
         let budget = self.budget(&req, Some(self.config.timeouts.response_deadline));
         let inv = match self.caller_and_invocation(&req).await {
             Ok(Prepared::Invoke(inv)) => *inv,
             Ok(Prepared::EndSession(session)) => {
                 return self
-                    .end_session(&req, session, started, || Body::Empty, Body::Text)
+                    .end_session(&req, session, started, record, || Body::Empty, Body::Text)
                     .await
             }
-            Err(err) => {
-                log_done(req.method(), &err, None, started);
-                return self.error_response(&err, None, Body::Text);
-            }
+            Err(err) => return self.refuse(&req, record, &err, None, started, Body::Text),
         };
+        record.caller = inv.caller_id.clone();
         let limits = CollectLimits {
             max_bytes: self.config.max_response_bytes,
             translate_agent_errors: self.config.agent_error_events == AgentErrorEvents::Translate,
         };
         let work = async {
             let resp = self.client.invoke(&inv).await?;
-            collect(resp, limits).await
+            let (agent_first_byte, attempts) = (started.elapsed(), resp.attempts);
+            let answer = collect(resp, limits).await?;
+            Ok((answer, agent_first_byte, attempts))
         };
         let result = within(budget, work, || {
             format!(
@@ -133,31 +155,75 @@ impl Gateway {
             )
         })
         .await;
+        let session = inv.session_id.to_string();
         match result {
-            Ok(answer) => {
-                tracing::info!(
-                    method = %req.method(),
-                    status = 200,
-                    session_id = %answer.session_id,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    bytes = answer.json_len(),
-                    "request answered"
-                );
-                let mut resp = self.response(
-                    StatusCode::OK,
-                    Some(&answer.session_id),
-                    Body::Text(answer.to_json()),
-                );
+            Ok((answer, agent_first_byte, attempts)) => {
+                let body = answer.to_json();
+                record.session_id = Some(session);
+                record.agent_first_byte_ms = Some(agent_first_byte.as_millis() as u64);
+                record.client_first_byte_ms = Some(record.elapsed_ms());
+                record.bytes_out = body.len() as u64;
+                record.attempts = attempts;
+                record.finish();
+                let mut resp =
+                    self.response(StatusCode::OK, Some(&answer.session_id), Body::Text(body));
                 set_content_type(&mut resp, "application/json");
                 resp
             }
             Err(e) => {
+                record.attempts = e.attempts;
                 let err = ApiError::Upstream(e);
-                let session = inv.session_id.to_string();
-                log_done(req.method(), &err, Some(&session), started);
-                self.error_response(&err, Some(&session), Body::Text)
+                self.refuse(&req, record, &err, Some(&session), started, Body::Text)
             }
         }
+    }
+
+    /// A fresh access record for `req`.
+    fn record(&self, req: &Request) -> AccessRecord {
+        let ctx = req.lambda_context_ref();
+        let trace_id = ctx.and_then(|c| c.xray_trace_id.clone()).or_else(|| {
+            req.headers()
+                .get("x-amzn-trace-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+        let mut record = AccessRecord::start(
+            &self.config.metrics_namespace,
+            self.option,
+            ctx.map(|c| c.request_id.clone()).unwrap_or_default(),
+            trace_id,
+        );
+        record.bytes_in = req.body().len();
+        // Known before the body is parsed, so that a refused request still names its session.
+        record.session_id = req
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| SessionId::parse(id).ok())
+            .map(|id| id.to_string());
+        record
+    }
+
+    /// Answers a failure before the first byte: logs it, finishes its access record, and
+    /// returns its JSON error.
+    fn refuse<B>(
+        &self,
+        req: &Request,
+        mut record: AccessRecord,
+        err: &ApiError,
+        session: Option<&str>,
+        started: Instant,
+        body: impl FnOnce(String) -> B,
+    ) -> Response<B> {
+        log_done(req.method(), err, session, started);
+        record.status = err.status();
+        record.code = Some(err.code());
+        record.outcome = Outcome::Refused;
+        if let Some(session) = session {
+            record.session_id = Some(session.to_owned());
+        }
+        record.finish();
+        self.error_response(err, session, body)
     }
 
     /// Options 2 and 3: streams the agent's answer with its content type, or answers with
@@ -174,19 +240,25 @@ impl Gateway {
         if req.method() == Method::OPTIONS {
             return self.preflight(full_body(Vec::new()));
         }
+        let mut record = self.record(&req);
         let budget = self.budget(&req, None);
         let inv = match self.caller_and_invocation(&req).await {
             Ok(Prepared::Invoke(inv)) => *inv,
             Ok(Prepared::EndSession(session)) => {
                 return self
-                    .end_session(&req, session, started, || full_body(Vec::new()), full_body)
+                    .end_session(
+                        &req,
+                        session,
+                        started,
+                        record,
+                        || full_body(Vec::new()),
+                        full_body,
+                    )
                     .await
             }
-            Err(err) => {
-                log_done(req.method(), &err, None, started);
-                return self.error_response(&err, None, full_body);
-            }
+            Err(err) => return self.refuse(&req, record, &err, None, started, full_body),
         };
+        record.caller = inv.caller_id.clone();
         let answer = within(budget, self.client.invoke(&inv), || {
             "the function's time limit is near".to_owned()
         })
@@ -202,7 +274,11 @@ impl Gateway {
                 );
                 let session = answer.session_id.clone();
                 let content_type = answer.content_type.clone();
+                record.session_id = Some(session.clone());
+                record.agent_first_byte_ms = Some(started.elapsed().as_millis() as u64);
+                record.attempts = answer.attempts;
                 let settings = StreamSettings {
+                    access: Some(record),
                     session_id: session.clone(),
                     deadline: budget.map(|b| tokio::time::Instant::from_std(started + b)),
                     event_stream: is_event_stream(&content_type),
@@ -217,10 +293,10 @@ impl Gateway {
                 resp
             }
             Err(e) => {
+                record.attempts = e.attempts;
                 let err = ApiError::Upstream(e);
                 let session = inv.session_id.to_string();
-                log_done(req.method(), &err, Some(&session), started);
-                self.error_response(&err, Some(&session), full_body)
+                self.refuse(&req, record, &err, Some(&session), started, full_body)
             }
         }
     }
@@ -271,9 +347,11 @@ impl Gateway {
         req: &Request,
         end: EndSession,
         started: Instant,
+        mut record: AccessRecord,
         empty: impl FnOnce() -> B,
         body: impl FnOnce(String) -> B,
     ) -> Response<B> {
+        record.caller = end.caller_id.clone();
         let bearer = match self.config.auth_mode {
             AuthMode::OAuth => req
                 .headers()
@@ -297,6 +375,9 @@ impl Gateway {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "session ended"
                 );
+                record.status = 204;
+                record.session_id = Some(session.clone());
+                record.finish();
                 self.response(StatusCode::NO_CONTENT, Some(&session), empty())
             }
             Err(e) => {
@@ -305,8 +386,7 @@ impl Gateway {
                 } else {
                     ApiError::Upstream(e)
                 };
-                log_done(req.method(), &err, Some(&session), started);
-                self.error_response(&err, Some(&session), body)
+                self.refuse(req, record, &err, Some(&session), started, body)
             }
         }
     }

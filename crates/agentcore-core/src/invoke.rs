@@ -68,6 +68,8 @@ pub struct AgentResponse {
     /// The client's session id (AgentCore's echo is the runtime session, which may be the
     /// caller's derived one).
     pub session_id: String,
+    /// Attempts it took to reach the agent.
+    pub attempts: u32,
     first_chunk: Option<Bytes>,
     rest: ChunkStream,
 }
@@ -200,6 +202,7 @@ impl AgentCoreClient {
                     if attempt > 1 {
                         e.detail = format!("{} (attempt {attempt})", e.detail);
                     }
+                    e.attempts = attempt;
                     return Err(e);
                 }
             }
@@ -219,6 +222,7 @@ impl AgentCoreClient {
         Ok(AgentResponse {
             content_type,
             session_id: inv.session_id.to_string(),
+            attempts: attempt,
             first_chunk,
             rest,
         })

@@ -20,6 +20,7 @@
 //! Configuration is read from the environment once (see [`config`]); the variables are
 //! listed in `docs/CONTRACTS.md`.
 
+pub mod access;
 pub mod collect;
 pub mod config;
 pub mod entry;

@@ -38,6 +38,8 @@ pub struct Invocation {
     pub runtime_session_id: SessionId,
     /// AgentCore's `runtimeUserId`, when the operator enabled it (`RUNTIME_USER_ID`).
     pub runtime_user_id: Option<String>,
+    /// The caller's id (`anonymous` until [`Invocation::bind`]), for the access record.
+    pub caller_id: String,
     /// Whether `session_id` was generated for this request.
     pub session_generated: bool,
     /// `Content-Type` of the agent payload.
@@ -59,6 +61,7 @@ impl Invocation {
     /// `runtimeUserId` when enabled, and its allow-listed claims as custom headers.
     pub fn bind(&mut self, caller: &Caller, config: &Config) {
         self.runtime_session_id = caller.runtime_session_id(config.session_scope, &self.session_id);
+        self.caller_id = caller.id.clone();
         if config.runtime_user_id && caller.source != IdentitySource::Anonymous {
             self.runtime_user_id = Some(caller.id.clone());
         }
@@ -139,6 +142,7 @@ pub fn parse_parts(
         prompt,
         runtime_session_id: session_id.clone(),
         runtime_user_id: None,
+        caller_id: "anonymous".to_owned(),
         session_id,
         session_generated,
         content_type,

@@ -27,6 +27,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use http_body::Frame;
 use http_body_util::StreamBody;
 
+use crate::access::{AccessRecord, Outcome};
 use crate::error::{ApiError, UpstreamError, UpstreamKind};
 use crate::invoke::ChunkStream;
 use crate::sse::{agent_error, error_event, AgentError, BoundaryTracker, EventBoundaries};
@@ -53,9 +54,15 @@ pub struct BodyError {
 /// bytes), so memory stays bounded whatever the agent sends.
 pub const MAX_HELD_EVENT_BYTES: usize = 256 * 1024;
 
-/// A body holding one buffer (error documents, preflight answers).
+/// A body holding one buffer (error documents, preflight answers). An empty buffer is a
+/// body of no frames at all: with one empty data frame, the function's next Runtime API
+/// call after a `204` failed (`IncompleteMessage`) and the function exited, under
+/// `cargo lambda watch` (an empty chunk reads as the end of a chunked body).
 pub fn full_body(bytes: impl Into<Bytes>) -> StreamingBody {
     let bytes = bytes.into();
+    if bytes.is_empty() {
+        return StreamBody::new(Box::pin(futures_util::stream::empty()));
+    }
     StreamBody::new(Box::pin(futures_util::stream::once(async move {
         Ok(Frame::data(bytes))
     })))
@@ -64,6 +71,8 @@ pub fn full_body(bytes: impl Into<Bytes>) -> StreamingBody {
 /// How [`stream_body`] treats one answer.
 #[derive(Clone, Debug)]
 pub struct StreamSettings {
+    /// The request's access record, finished when the stream is over.
+    pub access: Option<AccessRecord>,
     /// The session id, for the log.
     pub session_id: String,
     /// The function's own time limit, less a margin.
@@ -78,10 +87,12 @@ pub struct StreamSettings {
 /// the upstream stream panics, the body ends as the module documentation describes. If
 /// the client goes away, the runtime drops this body and with it the upstream
 /// connection, which stops the agent read.
-pub fn stream_body(chunks: ChunkStream, settings: StreamSettings) -> StreamingBody {
+pub fn stream_body(chunks: ChunkStream, mut settings: StreamSettings) -> StreamingBody {
     let aligner =
         (settings.event_stream && settings.translate_agent_errors).then(EventAligner::default);
     let state = StreamState {
+        access: settings.access.take(),
+        counter: EventBoundaries::default(),
         chunks: Some(chunks),
         aligner,
         queue: VecDeque::new(),
@@ -100,6 +111,10 @@ pub fn stream_body(chunks: ChunkStream, settings: StreamSettings) -> StreamingBo
 }
 
 struct StreamState {
+    /// Finished (written) when the stream ends, fails or is dropped.
+    access: Option<AccessRecord>,
+    /// Counts the events sent (event streams).
+    counter: EventBoundaries,
     chunks: Option<ChunkStream>,
     aligner: Option<EventAligner>,
     /// Frames ready to go out, in order.
@@ -168,6 +183,16 @@ impl StreamState {
             return;
         }
         self.tracker.observe(&piece);
+        if let Some(record) = &mut self.access {
+            if record.client_first_byte_ms.is_none() {
+                record.client_first_byte_ms = Some(record.elapsed_ms());
+            }
+            if self.settings.event_stream {
+                let mut events = 0;
+                self.counter.for_each_end(&piece, |_| events += 1);
+                record.events += events;
+            }
+        }
         self.bytes += piece.len() as u64;
         self.queue.push_back(Ok(Frame::data(piece)));
     }
@@ -177,7 +202,6 @@ impl StreamState {
             // An unterminated last event: clients drop it, so it is sent as it is.
             self.send(rest);
         }
-        self.end();
         tracing::info!(
             session_id = %self.settings.session_id,
             bytes = self.bytes,
@@ -185,6 +209,7 @@ impl StreamState {
             duration_ms = self.started.elapsed().as_millis() as u64,
             "stream complete"
         );
+        self.end(Outcome::Complete, None, 0);
     }
 
     fn fail_with_agent_error(&mut self, failure: AgentError) {
@@ -199,11 +224,10 @@ impl StreamState {
             UpstreamKind::AgentFailed,
             format!("{}: {}", failure.error_type, failure.error),
         ));
-        self.queue.push_back(Ok(Frame::data(error_event(
-            &err,
-            !self.tracker.at_boundary(),
-        ))));
-        self.end();
+        let event = error_event(&err, !self.tracker.at_boundary());
+        let event_len = event.len() as u64;
+        self.queue.push_back(Ok(Frame::data(event)));
+        self.end(Outcome::FailedMidStream, Some(err.code()), event_len);
     }
 
     fn fail(&mut self, err: ApiError) {
@@ -230,24 +254,35 @@ impl StreamState {
                 "upstream failed mid-stream; {outcome}"
             );
         }
+        let mut event_len = 0;
         if event_stream {
             // Whatever was held back is an incomplete event: the error event replaces it.
-            let needs_terminator = !self.tracker.at_boundary();
-            self.queue
-                .push_back(Ok(Frame::data(error_event(&err, needs_terminator))));
+            let event = error_event(&err, !self.tracker.at_boundary());
+            event_len = event.len() as u64;
+            self.queue.push_back(Ok(Frame::data(event)));
         } else {
             self.queue.push_back(Err(BodyError {
                 code: err.code(),
                 message: err.to_string(),
             }));
         }
-        self.end();
+        self.end(Outcome::FailedMidStream, Some(err.code()), event_len);
     }
 
-    fn end(&mut self) {
+    /// The stream is over: stop reading upstream and write the access record. (Bytes still
+    /// queued go out right after; the record counts them already.)
+    fn end(&mut self, outcome: Outcome, code: Option<&'static str>, error_event_bytes: u64) {
         self.chunks = None;
         self.aligner = None;
         self.finished = true;
+        if let Some(mut record) = self.access.take() {
+            record.outcome = outcome;
+            record.code = code;
+            record.bytes_out = self.bytes + error_event_bytes;
+            // The function's own error event is one more event the client receives.
+            record.events += u64::from(error_event_bytes > 0);
+            record.finish();
+        }
     }
 }
 
@@ -261,6 +296,11 @@ impl Drop for StreamState {
                 duration_ms = self.started.elapsed().as_millis() as u64,
                 "client went away before the end of the stream; upstream read stopped"
             );
+            if let Some(mut record) = self.access.take() {
+                record.outcome = Outcome::ClientGone;
+                record.bytes_out = self.bytes;
+                record.finish();
+            }
         }
     }
 }
@@ -440,6 +480,7 @@ mod tests {
 
     fn settings(event_stream: bool) -> StreamSettings {
         StreamSettings {
+            access: None,
             session_id: "session-test".into(),
             deadline: None,
             event_stream,

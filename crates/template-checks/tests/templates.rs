@@ -527,7 +527,24 @@ fn environment_matches_the_contract() {
         assert_eq!(env["AGENT_QUALIFIER"], reference("AgentQualifier"));
         assert_eq!(env["FORWARD_FIELDS"], reference("ForwardFields"));
         assert_eq!(env["FORWARD_HEADERS"], reference("ForwardHeaders"));
-        assert_eq!(env["RUST_LOG"], reference("LogLevel"));
+        // Lambda's own logging controls are the only log settings.
+        assert!(!env.contains_key("RUST_LOG"), "{}", option.name);
+        let logging = &function["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], json!("JSON"), "{}", option.name);
+        assert_eq!(
+            logging["ApplicationLogLevel"],
+            reference("LogLevel"),
+            "{}",
+            option.name
+        );
+        let levels = param(&t, "LogLevel")["AllowedValues"].clone();
+        assert!(
+            !levels
+                .as_array()
+                .is_some_and(|l| l.contains(&json!("TRACE"))),
+            "{}: TRACE logs raw headers",
+            option.name
+        );
     }
 }
 
