@@ -2200,3 +2200,135 @@ fn sample_events_deserialize_as_the_event_each_option_receives() {
         );
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Metrics, alarms and the dashboard
+
+/// The metric names the functions write (their EMF document), the one source of those names.
+fn emitted_metrics() -> BTreeSet<String> {
+    let record = agentcore_core::access::AccessRecord::start("NS", "option1", "r".into(), None);
+    let mut record = record;
+    record.client_first_byte_ms = Some(1);
+    let doc = record.emf(1, std::time::SystemTime::now());
+    doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|m| m["Name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn alarms_exist_only_with_an_email_and_watch_metrics_the_function_writes() {
+    let emitted = emitted_metrics();
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let name = option.name;
+        let (_, function) = the_function(&t);
+        assert_eq!(
+            env_vars(function)["METRICS_NAMESPACE"],
+            reference("MetricsNamespace"),
+            "{name}"
+        );
+        assert_eq!(
+            param_default(&t, "AlarmEmail"),
+            json!(""),
+            "{name}: no alarm by default"
+        );
+        assert_eq!(
+            t["Conditions"]["AlarmsOn"],
+            json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]})
+        );
+        let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+        let names: BTreeSet<&str> = alarms.iter().map(|(n, _)| *n).collect();
+        for expected in [
+            "ServerErrorRateAlarm",
+            "TimeToFirstByteAlarm",
+            "LambdaErrorsAlarm",
+            "LambdaThrottlesAlarm",
+        ] {
+            assert!(names.contains(expected), "{name}: {expected} in {names:?}");
+        }
+        let api = name != "option2-lambda-url";
+        for expected in ["ApiGateway4XxAlarm", "ApiGateway5XxAlarm"] {
+            assert_eq!(names.contains(expected), api, "{name}: {expected}");
+        }
+        for (alarm, resource) in &alarms {
+            assert_eq!(resource["Condition"], json!("AlarmsOn"), "{name}: {alarm}");
+            assert_eq!(
+                props(resource)["AlarmActions"],
+                json!([{"Ref": "AlarmTopic"}]),
+                "{name}: {alarm}"
+            );
+            // Every metric of our own namespace is one the function writes.
+            for v in all_values(resource) {
+                if v.get("Namespace") == Some(&reference("MetricsNamespace")) {
+                    let metric = v["MetricName"].as_str().expect("a metric name");
+                    assert!(
+                        emitted.contains(metric),
+                        "{name}: {alarm} watches {metric}, not written"
+                    );
+                }
+            }
+        }
+        assert_eq!(resources(&t)["AlarmTopic"]["Condition"], json!("AlarmsOn"));
+    }
+}
+
+#[test]
+fn api_gateway_alarms_name_the_api_the_template_creates() {
+    for (folder, api) in [
+        ("option1-api-gateway", "Api"),
+        ("option3-api-gateway-streaming", "RestApi"),
+    ] {
+        let t = load_template(&option(folder));
+        let api_name = &props(&resources(&t)[api])["Name"];
+        for alarm in ["ApiGateway4XxAlarm", "ApiGateway5XxAlarm"] {
+            let dims = &props(&resources(&t)[alarm])["Dimensions"];
+            assert_eq!(
+                dims[0],
+                json!({"Name": "ApiName", "Value": api_name}),
+                "{folder}: {alarm}"
+            );
+            assert_eq!(
+                dims[1],
+                json!({"Name": "Stage", "Value": {"Ref": "StageName"}}),
+                "{folder}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_is_json_and_charts_the_metrics_the_function_writes() {
+    let emitted = emitted_metrics();
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let dashboard = &resources(&t)["RequestsDashboard"];
+        assert_eq!(
+            dashboard["Condition"],
+            json!("DashboardOn"),
+            "{}",
+            option.name
+        );
+        assert_eq!(param_default(&t, "Dashboard"), json!("false"));
+        let body = props(dashboard)["DashboardBody"]["Fn::Sub"][0]
+            .as_str()
+            .expect("a Fn::Sub template");
+        // What CloudFormation substitutes: the namespace, the function name, the region.
+        let text = body
+            .replace("${MetricsNamespace}", "AgentCoreLambda")
+            .replace("${Fn}", "fn")
+            .replace("${AWS::Region}", "us-east-1");
+        let doc: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: the dashboard body is not JSON: {e}", option.name));
+        let charted: BTreeSet<String> = all_values(&doc)
+            .into_iter()
+            .filter_map(|v| v.as_array())
+            .filter(|row| row.first() == Some(&json!("AgentCoreLambda")))
+            .filter_map(|row| row.get(1).and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        assert!(charted.is_subset(&emitted), "{}: {charted:?}", option.name);
+        assert!(charted.contains("Requests") && charted.contains("TimeToFirstByte"));
+    }
+}
