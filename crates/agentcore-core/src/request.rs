@@ -27,7 +27,7 @@ pub const SESSION_HEADER: &str = "x-session-id";
 const MAX_MEDIA_TYPE_LEN: usize = 256;
 
 /// A validated request, ready to send to AgentCore.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Invocation {
     /// The prompt (non-empty).
     pub prompt: String,
@@ -54,6 +54,30 @@ pub struct Invocation {
     pub trace: TraceHeaders,
     /// OAuth mode: the caller's bearer token (without the `Bearer ` prefix).
     pub bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for Invocation {
+    /// The prompt, the payload and the bearer token are redacted: a `Debug` print must never
+    /// put them in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |len: usize| format!("<{len} bytes redacted>");
+        f.debug_struct("Invocation")
+            .field("prompt", &redacted(self.prompt.len()))
+            .field("session_id", &self.session_id)
+            .field("runtime_session_id", &self.runtime_session_id)
+            .field("runtime_user_id", &self.runtime_user_id)
+            .field("caller_id", &self.caller_id)
+            .field("content_type", &self.content_type)
+            .field("accept", &self.accept)
+            .field("payload", &redacted(self.payload.len()))
+            .field("custom_headers", &self.custom_headers.len())
+            .field("trace", &self.trace)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|t| redacted(t.len())),
+            )
+            .finish()
+    }
 }
 
 impl Invocation {
@@ -258,6 +282,28 @@ fn media_type<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_redacts_the_prompt_the_payload_and_the_token() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret-token-value"),
+        );
+        let inv = parse_parts(
+            &Method::POST,
+            &h,
+            br#"{"prompt": "the secret prompt"}"#,
+            &config(&[("AGENTCORE_AUTH_MODE", "oauth")]),
+        )
+        .expect("valid");
+        let printed = format!("{inv:?}");
+        assert!(
+            !printed.contains("secret prompt") && !printed.contains("secret-token"),
+            "{printed}"
+        );
+        assert!(printed.contains("redacted"), "{printed}");
+    }
     use std::collections::HashMap;
 
     fn config(extra: &[(&str, &str)]) -> Config {

@@ -210,7 +210,27 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Binds `config.listen`, spawns the server on the current tokio runtime and returns
     /// at once.
+    ///
+    /// Refuses to listen on an address other than loopback while the credentials are the
+    /// published defaults (anyone could use them), and also while the issuer's published
+    /// signing key would be served there.
     pub async fn start(config: LocalConfig) -> std::io::Result<LocalServer> {
+        let published = match &config.auth {
+            AuthMode::SigV4 => {
+                config.access_key_id == DEFAULT_ACCESS_KEY_ID
+                    || config.secret_access_key == DEFAULT_SECRET_ACCESS_KEY
+            }
+            AuthMode::OAuth { token } => token == DEFAULT_BEARER_TOKEN,
+        };
+        if !config.listen.ip().is_loopback() && published {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing to listen on {} with the published default credentials: listen on 127.0.0.1, or set credentials of your own",
+                    config.listen
+                ),
+            ));
+        }
         let state = Arc::new(server::AppState::new(config)?);
         let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
         let addr = listener.local_addr()?;

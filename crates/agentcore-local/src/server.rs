@@ -135,6 +135,21 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         .map(str::to_owned);
 
     if let Ok(mut log) = state.requests.lock() {
+        if log.len() >= MAX_RECORDED_REQUESTS {
+            // Bounded: a long-running server forgets its oldest half.
+            log.drain(..MAX_RECORDED_REQUESTS / 2);
+        }
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if k == AUTHORIZATION.as_str() {
+                    redact_authorization(&v)
+                } else {
+                    v
+                };
+                (k, v)
+            })
+            .collect();
         log.push(RecordedRequest {
             method: method.to_string(),
             path: path.clone(),
@@ -161,6 +176,21 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         }),
     };
     Response::from_parts(parts, Body::new(logged))
+}
+
+/// Requests kept for [`crate::LocalServer::requests`].
+pub(crate) const MAX_RECORDED_REQUESTS: usize = 10_000;
+
+/// An `Authorization` value as it is recorded: the scheme and, for SigV4, the credential
+/// scope and signed headers, never a token or a signature.
+pub(crate) fn redact_authorization(value: &str) -> String {
+    if let Some((before, _)) = value.split_once("Signature=") {
+        return format!("{before}Signature=<redacted>");
+    }
+    match value.split_once(' ') {
+        Some((scheme, _)) => format!("{scheme} <redacted>"),
+        None => "<redacted>".to_owned(),
+    }
 }
 
 async fn route(
@@ -694,6 +724,21 @@ impl Drop for LoggedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_authorization_values_keep_no_secret() {
+        assert_eq!(
+            redact_authorization("Bearer abc.def.ghi"),
+            "Bearer <redacted>"
+        );
+        assert_eq!(
+            redact_authorization(
+                "AWS4-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, Signature=abcd"
+            ),
+            "AWS4-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, Signature=<redacted>"
+        );
+        assert_eq!(redact_authorization("token"), "<redacted>");
+    }
 
     #[test]
     fn arn_shapes() {

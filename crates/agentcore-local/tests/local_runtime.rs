@@ -638,3 +638,27 @@ async fn oauth_mode_checks_the_bearer_token() {
     assert_eq!(ping, r#"{"status":"Healthy"}"#);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_published_credentials_are_served_on_loopback_only() {
+    let refused = LocalServer::start(LocalConfig {
+        listen: "0.0.0.0:0".parse().expect("addr"),
+        ..LocalConfig::default()
+    })
+    .await;
+    let err = refused.expect_err("not on every interface with the default key");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().contains("published default credentials"),
+        "{err}"
+    );
+    let own = LocalServer::start(LocalConfig {
+        listen: "0.0.0.0:0".parse().expect("addr"),
+        access_key_id: "AKIDMYOWNKEY".into(),
+        secret_access_key: "my-own-secret".into(),
+        ..LocalConfig::default()
+    })
+    .await
+    .expect("credentials of one's own may listen anywhere");
+    own.shutdown().await;
+}
