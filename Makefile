@@ -40,7 +40,7 @@ STACK_PACKAGES := -p local-stack -p stream-client $(addprefix -p ,$(FUNCTIONS))
 SAM_ARCH ?= x86_64
 SAM_BUILD_DIR := target/sam
 
-.PHONY: help setup tools build run demo test lint check-build-graph sam-validate sam-build bench package deploy-option1 deploy-option2 deploy-option3 clean
+.PHONY: help setup tools browser-deps browser-test build run demo test lint check-build-graph sam-validate sam-build bench package deploy-option1 deploy-option2 deploy-option3 clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,6 +60,35 @@ $(SAM_STAMP): $(TOOLS_STAMP)
 		aws-sam-cli==$(SAM_CLI_VERSION) $(TOOL_PINS)
 	@touch $@
 
+# The browser tests (crates/local-stack/tests/browser.rs runs web/tests/ with node --test)
+# drive Debian's Chromium with playwright-core from npm (pinned in web/package-lock.json,
+# installed into web/node_modules/). Chromium comes from apt-get (as root, or with sudo):
+# about 25 s on this machine; playwright cannot download browsers here.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+WEB_DEPS_STAMP := web/node_modules/.installed
+
+browser-deps: ## Install what the browser tests need: chromium (apt-get) and web/node_modules (npm ci)
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "Installing nodejs and npm with apt-get (the browser tests run under node --test)"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	fi
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		echo "Installing chromium and chromium-driver with apt-get (the browser tests drive it)"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
+	@$(MAKE) --no-print-directory $(WEB_DEPS_STAMP)
+
+$(WEB_DEPS_STAMP): web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+	@touch $@
+
+browser-test: tools browser-deps ## Only the browser tests: the page in headless Chromium (screenshot in target/browser/)
+	cargo build $(addprefix --bin ,$(FUNCTIONS))
+	cargo test -p local-stack --test browser
+
 build: ## Build every crate (debug)
 	cargo build --workspace --bins
 
@@ -73,7 +102,7 @@ demo: tools ## Start the stack, stream one prompt through each option, stop (non
 	cargo build $(STACK_PACKAGES)
 	cargo run --quiet -p local-stack -- demo $(ARGS)
 
-test: tools ## Run every test (unit, integration, end-to-end through cargo lambda watch)
+test: tools browser-deps ## Run every test (unit, integration, end-to-end through cargo lambda watch, the page in Chromium)
 	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	cargo test --workspace --no-fail-fast
 

@@ -7,6 +7,10 @@
 //! shape the handlers: the 29 s integration timeout (option 1), the 10 MB payload limit,
 //! and CORS preflight answered by the gateway itself (a MOCK integration in the
 //! templates).
+//!
+//! With a [`PageConfig`] (`make run`) it also serves the browser page of `web/` on its own
+//! address, a same-origin sign-in helper for the local issuer, and `/edge/option2/`: what
+//! CloudFront with origin access control does in front of option 2's Function URL.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,12 +22,15 @@ use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::Router;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{json, Map, Value};
+
+use agentcore_core::identity::claim_text;
+use agentcore_core::jwt::{JwtSettings, JwtVerifier};
 
 use crate::server::BackgroundServer;
 
@@ -72,6 +79,12 @@ pub struct ApiGatewayConfig {
     pub cors_allow_origin: Option<String>,
     /// Buffered integration timeout (29 s in API Gateway).
     pub integration_timeout: Duration,
+    /// A Cognito user pool authorizer on every route, against this issuer (tokens for
+    /// [`agentcore_local::issuer::AUDIENCE`]); `None`: no authorizer.
+    pub cognito_issuer: Option<String>,
+    /// The browser page, its sign-in helper and the edge in front of option 2; `None`:
+    /// only the APIs.
+    pub page: Option<PageConfig>,
 }
 
 impl ApiGatewayConfig {
@@ -99,6 +112,8 @@ impl ApiGatewayConfig {
             ],
             cors_allow_origin: None,
             integration_timeout: INTEGRATION_TIMEOUT,
+            cognito_issuer: None,
+            page: None,
         }
     }
 }
@@ -109,6 +124,10 @@ struct AppState {
     routes: HashMap<String, Route>,
     cors_allow_origin: Option<String>,
     integration_timeout: Duration,
+    authorizer: Option<JwtVerifier>,
+    page: Option<PageConfig>,
+    /// The page's requests to other servers (the issuer, the edge's origin).
+    http: reqwest::Client,
 }
 
 /// A running emulator.
@@ -129,10 +148,22 @@ impl ApiGateway {
                 .collect(),
             cors_allow_origin: config.cors_allow_origin,
             integration_timeout: config.integration_timeout,
+            authorizer: match config.cognito_issuer {
+                Some(issuer) => Some(JwtVerifier::new(cognito_authorizer(issuer)).await),
+                None => None,
+            },
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            page: config.page,
         });
-        let app = Router::new()
-            .route("/{api}/{*rest}", any(handle))
-            .with_state(state);
+        let mut app = Router::new().route("/{api}/{*rest}", any(handle));
+        if state.page.is_some() {
+            app = page_routes(app);
+        }
+        let app = app.with_state(state);
         let server = BackgroundServer::start(config.listen, app, "API Gateway emulator").await?;
         Ok(Self { server })
     }
@@ -186,12 +217,47 @@ async fn handle(
         Ok(b) => b,
         Err(_) => return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long"),
     };
-    let event = v1_event(&parts.method, &parts.uri, &parts.headers, &body);
+    let mut event = v1_event(&parts.method, &parts.uri, &parts.headers, &body);
+    // The templates put the authorizer on POST and DELETE, the methods the API defines.
+    let authorized_method = parts.method == Method::POST || parts.method == Method::DELETE;
+    if let (Some(authorizer), true) = (&state.authorizer, authorized_method) {
+        // What a Cognito user pool authorizer does: no valid ID token, no integration.
+        match authorizer.verify(&parts.headers).await {
+            Ok(caller) => {
+                event["requestContext"]["authorizer"] =
+                    json!({ "claims": claims_as_strings(&caller.claims) });
+            }
+            Err(_) => return gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        }
+    }
     let payload = Blob::new(serde_json::to_vec(&event).unwrap_or_default());
     match route.mode {
         IntegrationMode::Buffered => invoke_buffered(&state, &route.function, payload).await,
         IntegrationMode::Streaming => invoke_streaming(&state, &route.function, payload).await,
     }
+}
+
+/// The checks of a Cognito user pool authorizer for the local issuer's app client: an ID
+/// token in `Authorization`.
+fn cognito_authorizer(issuer: String) -> JwtSettings {
+    JwtSettings {
+        issuer,
+        audiences: vec![agentcore_local::issuer::AUDIENCE.to_owned()],
+        token_use: Some("id".to_owned()),
+        required_scopes: Vec::new(),
+        headers: vec![http::header::AUTHORIZATION],
+        jwks_url: None,
+        leeway_seconds: 0,
+    }
+}
+
+/// Claims as API Gateway hands them to the integration: every value a string (lists joined
+/// by `,`).
+fn claims_as_strings(claims: &Map<String, Value>) -> Map<String, Value> {
+    claims
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(claim_text(v))))
+        .collect()
 }
 
 /// The REST v1 proxy event API Gateway sends for this request.
@@ -495,10 +561,10 @@ fn preflight(state: &AppState) -> Response {
     if let Some(origin) = &state.cors_allow_origin {
         builder = builder
             .header("access-control-allow-origin", origin)
-            .header("access-control-allow-methods", "POST, OPTIONS")
+            .header("access-control-allow-methods", "POST, DELETE, OPTIONS")
             .header(
                 "access-control-allow-headers",
-                "content-type, authorization, x-session-id, x-amz-date, x-amz-security-token",
+                "content-type, authorization, x-session-id, x-amz-date, x-amz-security-token, x-amz-content-sha256",
             )
             .header("access-control-max-age", "600");
     }
@@ -513,11 +579,440 @@ fn gateway_error(status: StatusCode, message: &str) -> Response {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    resp.headers_mut().insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("InternalServerErrorException"),
+    let error_type = match status {
+        StatusCode::UNAUTHORIZED => "UnauthorizedException",
+        StatusCode::FORBIDDEN => "MissingAuthenticationTokenException",
+        _ => "InternalServerErrorException",
+    };
+    resp.headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(error_type));
+    resp
+}
+
+/// The browser page (`web/`), its sign-in helper and the edge in front of option 2, served
+/// by the emulator next to the APIs (`make run`): the page's origin is the gateway's.
+#[derive(Clone, Debug)]
+pub struct PageConfig {
+    /// The folder the page's files are read from (the workspace's `web/`).
+    pub dir: std::path::PathBuf,
+    /// Option 2's Function URL: the page's default for option 2, and the origin behind
+    /// `/edge/option2/`.
+    pub option2_url: String,
+    /// The local OIDC issuer that `GET /auth/token?user=NAME` asks for a token.
+    pub issuer: Option<String>,
+}
+
+/// The routes of the page, added to the emulator's router when it serves one.
+fn page_routes(router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    router
+        .route("/", get(page_index))
+        .route("/web/config.json", get(page_config))
+        .route("/web/{file}", get(page_file))
+        .route("/auth/token", get(auth_token))
+        .route("/edge/option2/", any(edge_option2))
+        .route("/edge/option2/{*rest}", any(edge_option2))
+}
+
+/// Files of `web/` the page may load: one path segment, no dot files, known types only
+/// (`node_modules/`, `tests/` and `package.json` are never served).
+fn page_content_type(file: &str) -> Option<&'static str> {
+    let plain = !file.is_empty()
+        && !file.starts_with('.')
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if !plain {
+        return None;
+    }
+    match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => Some("text/html; charset=utf-8"),
+        Some("js") => Some("text/javascript; charset=utf-8"),
+        Some("css") => Some("text/css; charset=utf-8"),
+        Some("svg") => Some("image/svg+xml"),
+        Some("png") => Some("image/png"),
+        _ => None,
+    }
+}
+
+/// The page's Content-Security-Policy: its own files only, no inline script or style, and
+/// requests to its own origin (options 1 and 3, the edge, the sign-in helper) and to option
+/// 2's Function URL.
+fn page_csp(page: &PageConfig) -> String {
+    let option2_origin = url_origin(&page.option2_url);
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {option2_origin}; object-src 'none'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host:port` of a URL.
+fn url_origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
+}
+
+fn page_response(page: &PageConfig, content_type: &'static str, body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    if let Ok(csp) = HeaderValue::from_str(&page_csp(page)) {
+        h.insert(http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    h.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        http::header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
     );
     resp
+}
+
+async fn page_index(State(state): State<Arc<AppState>>) -> Response {
+    page_file(State(state), Path("index.html".to_owned())).await
+}
+
+async fn page_file(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let Some(page) = &state.page else {
+        return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let Some(content_type) = page_content_type(&file) else {
+        return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    match tokio::fs::read(page.dir.join(&file)).await {
+        Ok(bytes) => page_response(page, content_type, Body::from(bytes)),
+        Err(_) => gateway_error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `GET /web/config.json`: the URLs the page offers (editable there), on the address the
+/// page was loaded from, and whether the local issuer signs users in.
+async fn page_config(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(page) = &state.page else {
+        return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let gw = format!("http://{host}");
+    let doc = json!({
+        "options": {
+            "1": format!("{gw}/option1/invoke"),
+            "2": page.option2_url,
+            "3": format!("{gw}/option3/invoke"),
+            "edge": format!("{gw}/edge/option2/"),
+        },
+        "sign_in": page.issuer.is_some(),
+    });
+    page_response(
+        page,
+        "application/json",
+        Body::from(doc.to_string().into_bytes()),
+    )
+}
+
+/// `GET /auth/token?user=NAME`: a token from the local issuer, same-origin for the page (a
+/// stand-in for a sign-in page; the issuer lives on another port).
+async fn auth_token(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let Some(issuer) = state.page.as_ref().and_then(|p| p.issuer.clone()) else {
+        return gateway_error(StatusCode::NOT_FOUND, "Sign-in is off (--anonymous)");
+    };
+    let user = query.get("user").map(|u| u.trim()).unwrap_or_default();
+    let plain = user
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    if user.is_empty() || user.len() > 64 || !plain {
+        return gateway_error(
+            StatusCode::BAD_REQUEST,
+            "A user name is 1 to 64 letters, digits, '.', '_', '@' or '-'",
+        );
+    }
+    let answer = state
+        .http
+        .get(format!("{issuer}/token?user={user}"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let (status, body) = match answer {
+        Ok(resp) => (resp.status(), resp.bytes().await.unwrap_or_default()),
+        Err(_) => return gateway_error(StatusCode::BAD_GATEWAY, "The issuer did not answer"),
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// What CloudFront with origin access control does in front of option 2's Function URL
+/// for this path: a `POST` (or `PUT`) must carry `x-amz-content-sha256`, the hex SHA-256 of
+/// its body, or the origin refuses the signature (403); the client's `Authorization` is
+/// replaced (OAC puts its SigV4 signature there: here it is dropped, as the local Function
+/// URL has no IAM auth), every other header travels on (`x-auth-token` with it), and the
+/// answer streams back chunk by chunk.
+async fn edge_option2(State(state): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    let Some(page) = &state.page else {
+        return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let (parts, body) = req.into_parts();
+    let rest = parts
+        .uri
+        .path()
+        .strip_prefix("/edge/option2/")
+        .unwrap_or_default();
+    let mut target = format!("{}{rest}", page.option2_url);
+    if let Some(q) = parts.uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let body = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return edge_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
+    };
+    if parts.method == Method::POST || parts.method == Method::PUT {
+        let sent = parts
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        if sent.as_deref() != Some(body_sha256(&body).as_str()) {
+            // The Function URL's answer to a signature over another body.
+            return edge_error(
+                StatusCode::FORBIDDEN,
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+            );
+        }
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        let hop = [
+            http::header::HOST,
+            http::header::AUTHORIZATION,
+            http::header::CONNECTION,
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
+        ];
+        if !hop.contains(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        http::header::VIA,
+        HeaderValue::from_static("1.1 local.cloudfront.net (CloudFront)"),
+    );
+    let sent = state
+        .http
+        .request(parts.method.clone(), target)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let upstream = match sent {
+        Ok(resp) => resp,
+        Err(_) => return edge_error(StatusCode::BAD_GATEWAY, "The origin did not answer"),
+    };
+    let mut builder = Response::builder().status(upstream.status());
+    for (name, value) in upstream.headers() {
+        if name != http::header::TRANSFER_ENCODING
+            && name != http::header::CONNECTION
+            && name != http::header::CONTENT_LENGTH
+        {
+            builder = builder.header(name, value);
+        }
+    }
+    builder = builder
+        .header(http::header::VIA, "1.1 local.cloudfront.net (CloudFront)")
+        .header("x-cache", "Miss from cloudfront");
+    // Each chunk goes on as it arrives; dropping this body (the browser went away) drops
+    // the origin connection, as CloudFront does.
+    builder
+        .body(Body::from_stream(upstream.bytes_stream()))
+        .unwrap_or_default()
+}
+
+/// An error as the edge gives it: the origin's `{"Message": ...}` and CloudFront's headers.
+fn edge_error(status: StatusCode, message: &str) -> Response {
+    let mut resp = Response::new(Body::from(json!({ "Message": message }).to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if status == StatusCode::FORBIDDEN {
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("InvalidSignatureException"),
+        );
+    }
+    h.insert("x-cache", HeaderValue::from_static("Error from cloudfront"));
+    h.insert(
+        http::header::VIA,
+        HeaderValue::from_static("1.1 local.cloudfront.net (CloudFront)"),
+    );
+    resp
+}
+
+/// The hex SHA-256 of a body, as a client sends it in `x-amz-content-sha256`.
+pub fn body_sha256(body: &[u8]) -> String {
+    hex(&sha256(body))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (FIPS 180-4), for the edge's body check: small enough to keep here rather than
+/// add a dependency to the emulator.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64).wrapping_mul(8)).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (i, word) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_the_standard_vectors() {
+        assert_eq!(
+            hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&sha256(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        assert_eq!(
+            hex(&sha256(&[b'a'; 1_000_000])),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        );
+    }
+
+    #[test]
+    fn only_plain_page_files_are_served() {
+        assert_eq!(
+            page_content_type("app.js"),
+            Some("text/javascript; charset=utf-8")
+        );
+        assert!(page_content_type("index.html").is_some());
+        for bad in [
+            "",
+            ".env",
+            "package.json",
+            "..",
+            "a/b.js",
+            "x.mjs",
+            "%2e%2e",
+        ] {
+            assert_eq!(page_content_type(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_page_may_connect_to_its_origin_and_option2_only() {
+        let page = PageConfig {
+            dir: "web".into(),
+            option2_url: "http://127.0.0.1:9000/lambda-url/option2-lambda-url/".into(),
+            issuer: None,
+        };
+        let csp = page_csp(&page);
+        assert!(csp.starts_with("default-src 'self';"), "{csp}");
+        assert!(
+            csp.contains("connect-src 'self' http://127.0.0.1:9000;"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ struct Ports {
     /// target/local-stack/watch.log.
     #[arg(short, long, env = "LOCAL_STACK_VERBOSE", global = true)]
     verbose: bool,
+    /// Let anonymous callers in. By default the functions verify end-user JWTs from
+    /// agentcore-local's OIDC issuer, and the local API Gateway runs a Cognito authorizer.
+    #[arg(long, env = "LOCAL_STACK_ANONYMOUS", global = true)]
+    anonymous: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,10 +111,21 @@ async fn main() -> ExitCode {
         watch_port: cli.ports.watch_port,
         apigw_port: cli.ports.apigw_port,
         upstream: upstream.clone(),
-        cors_allow_origin: cli.ports.cors_origin.clone(),
+        // The browser page is served on the gateway's address and calls option 2 there.
+        cors_allow_origin: Some(
+            cli.ports
+                .cors_origin
+                .clone()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", cli.ports.apigw_port)),
+        ),
+        web_dir: Some(local_stack::stack::workspace_root().join("web")),
+        // Through the page's edge (CloudFront in front of option 2) the token travels in
+        // x-auth-token, as origin access control signs Authorization.
+        function_env: vec![("JWT_HEADER".into(), "authorization,x-auth-token".into())],
         release: cli.ports.release,
         log,
         progress: true,
+        end_user_auth: !cli.ports.anonymous && upstream != Upstream::Real,
         ..StackOptions::default()
     };
     let stack = match Stack::start(opts).await {
@@ -153,8 +168,39 @@ fn print_banner(stack: &Stack, upstream: &Upstream, log_note: &str) {
         ),
         Upstream::Real => "the real AgentCore runtime in AGENT_RUNTIME_ARN".to_owned(),
     };
+    // With end-user auth, every call signs in as a user of the local issuer.
+    let (as_alice, as_bob) = match &urls.issuer {
+        // stream-client's default issuer is the default port's; name any other.
+        Some(issuer) if issuer != "http://127.0.0.1:8787/issuer" => (
+            format!(" --local-user alice --issuer {issuer}"),
+            format!(" --local-user bob --issuer {issuer}"),
+        ),
+        Some(_) => (
+            " --local-user alice".to_owned(),
+            " --local-user bob".to_owned(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let auth_note = match &urls.issuer {
+        Some(issuer) => format!(
+            "End users sign in at the local OIDC issuer {issuer} (a token: curl -s '{issuer}/token?user=alice').\nEach user owns their sessions; DELETE with X-Session-Id ends one. Run with --anonymous to turn this off.\n\n"
+        ),
+        None => String::new(),
+    };
+    let curl_auth = match &urls.issuer {
+        Some(issuer) => format!(
+            " -H \"authorization: Bearer $(curl -s '{issuer}/token?user=alice' | sed 's/.*\"id_token\":\"\\([^\"]*\\)\".*/\\1/')\""
+        ),
+        None => String::new(),
+    };
+    let page_note = match &urls.page {
+        Some(page) => {
+            format!("Browser page: {page} (pick an option, sign in, watch the answer stream)\n\n")
+        }
+        None => String::new(),
+    };
     println!(
-        "\nReady. The functions call {agent}.\n\n  Option 1 (API Gateway REST, buffered):   {o1}\n  Option 2 (Function URL, streaming):      {o2}\n  Option 3 (API Gateway REST, streaming):  {o3}\n\nTry (in another terminal):\n  {client} {o1} \"Tell me about Rust\"\n  {client} {o2} \"Tell me about Rust\"\n  {client} {o3} \"Tell me about Rust\"\n  curl -N {o2} -H 'content-type: application/json' -d '{{\"prompt\": \"Hello\", \"demo\": {{\"tokens\": 40, \"delay_ms\": 50}}}}'\n\n{log_note}\nPress Ctrl-C to stop.",
+        "\nReady. The functions call {agent}.\n\n  Option 1 (API Gateway REST, buffered):   {o1}\n  Option 2 (Function URL, streaming):      {o2}\n  Option 3 (API Gateway REST, streaming):  {o3}\n\n{page_note}{auth_note}Try (in another terminal):\n  {client}{as_alice} {o1} \"Tell me about Rust\"\n  {client}{as_alice} {o2} \"Tell me about Rust\"\n  {client}{as_bob} {o3} \"Tell me about Rust\"\n  curl -N {o2} -H 'content-type: application/json'{curl_auth} -d '{{\"prompt\": \"Hello\", \"demo\": {{\"tokens\": 40, \"delay_ms\": 50}}}}'\n\n{log_note}\nPress Ctrl-C to stop.",
         o1 = urls.option1,
         o2 = urls.option2,
         o3 = urls.option3,
@@ -171,10 +217,12 @@ async fn run_demo(stack: &Stack, log_note: &str) -> ExitCode {
         ("option 3", &urls.option3),
     ] {
         println!("\n=== {name}: {url}");
-        let status = tokio::process::Command::new(&client)
-            .args([url.as_str(), "Hello from make demo", "--stats"])
-            .status()
-            .await;
+        let mut command = tokio::process::Command::new(&client);
+        command.args([url.as_str(), "Hello from make demo", "--stats"]);
+        if let Some(issuer) = &urls.issuer {
+            command.args(["--local-user", "demo", "--issuer", issuer]);
+        }
+        let status = command.status().await;
         match status {
             Ok(s) if s.success() => println!("\n=== {name}: ok"),
             Ok(s) => {

@@ -84,6 +84,13 @@ pub struct StackOptions {
     /// functions compile, in place of cargo's own messages (`make run`). Off, the function
     /// build is `cargo build --quiet` and nothing is printed (tests, benchmarks).
     pub progress: bool,
+    /// End-user authentication against `agentcore-local`'s OIDC issuer: the functions
+    /// verify JWTs (`CALLER_IDENTITY=jwt`, claims forwarded to the agent) and the API
+    /// Gateway emulator runs a Cognito user pool authorizer. Off: anonymous callers.
+    pub end_user_auth: bool,
+    /// Serve the browser page from this folder (the workspace's `web/`) on the API Gateway
+    /// emulator's address, with its sign-in helper and the edge in front of option 2.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -100,6 +107,8 @@ impl Default for StackOptions {
             local: LocalConfig::default(),
             integration_timeout: crate::apigw::INTEGRATION_TIMEOUT,
             progress: false,
+            end_user_auth: false,
+            web_dir: None,
         }
     }
 }
@@ -153,6 +162,11 @@ pub struct Urls {
     pub option2: String,
     /// Option 3 through the local API Gateway.
     pub option3: String,
+    /// The local OIDC issuer, when end-user authentication is on (`GET {issuer}/token?user=`
+    /// mints a token).
+    pub issuer: Option<String>,
+    /// The browser page, when the stack serves it.
+    pub page: Option<String>,
 }
 
 /// A running stack. Stop it with [`Stack::shutdown`]; dropping it also ends the child
@@ -232,6 +246,24 @@ impl Stack {
                     // The demo agent's knobs travel in the payload's `demo` field.
                     ("FORWARD_FIELDS".into(), "demo".into()),
                 ]);
+                if opts.end_user_auth {
+                    env.extend([
+                        ("CALLER_IDENTITY".into(), "jwt".into()),
+                        (
+                            "JWT_ISSUER".into(),
+                            agentcore_local::issuer::issuer_url(&server.endpoint_url()),
+                        ),
+                        (
+                            "JWT_AUDIENCE".into(),
+                            agentcore_local::issuer::AUDIENCE.into(),
+                        ),
+                        (
+                            "FORWARD_CLAIMS".into(),
+                            "sub,email,cognito:groups,custom:tenant".into(),
+                        ),
+                        ("RUNTIME_USER_ID".into(), "true".into()),
+                    ]);
+                }
                 Some(server)
             }
         };
@@ -270,7 +302,19 @@ impl Stack {
             shim.endpoint_url(),
         );
         gw_config.cors_allow_origin = opts.cors_allow_origin.clone();
+        let issuer = match (&local, opts.end_user_auth) {
+            (Some(server), true) => {
+                Some(agentcore_local::issuer::issuer_url(&server.endpoint_url()))
+            }
+            _ => None,
+        };
+        gw_config.cognito_issuer = issuer.clone();
         gw_config.integration_timeout = opts.integration_timeout;
+        gw_config.page = opts.web_dir.clone().map(|dir| crate::apigw::PageConfig {
+            dir,
+            option2_url: format!("{lambda}/lambda-url/option2-lambda-url/"),
+            issuer: gw_config.cognito_issuer.clone(),
+        });
         let apigw = ApiGateway::start(gw_config)
             .await
             .map_err(|source| StackError::Bind {
@@ -285,6 +329,8 @@ impl Stack {
             option3: format!("{gw}/option3/invoke"),
             lambda: shim.endpoint_url(),
             lambda_streaming: shim.endpoint_url(),
+            issuer,
+            page: opts.web_dir.as_ref().map(|_| format!("{gw}/")),
         };
         let stack = Self {
             local,

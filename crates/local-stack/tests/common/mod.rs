@@ -81,6 +81,38 @@ pub fn identity_stack() -> &'static Stack {
     })
 }
 
+static PAGE_STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+
+/// A stack as `make run` starts it for a browser: end-user authentication, the page and
+/// the edge served on the gateway's address, CORS for that origin on every function, and the
+/// token read from `authorization` or `x-auth-token` (behind the edge). Its functions' log
+/// is [`page_watch_log_path`].
+pub fn page_stack() -> &'static Stack {
+    start_once(&PAGE_STACK, || {
+        // The page's origin must be known before the functions start (CORS_ALLOW_ORIGIN).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut opts = options();
+        opts.log = LogSink::File(page_watch_log_path());
+        opts.apigw_port = port;
+        opts.end_user_auth = true;
+        opts.cors_allow_origin = Some(format!("http://127.0.0.1:{port}"));
+        opts.web_dir = Some(local_stack::stack::workspace_root().join("web"));
+        opts.function_env.push((
+            "JWT_HEADER".to_owned(),
+            "authorization,x-auth-token".to_owned(),
+        ));
+        opts
+    })
+}
+
+/// Where [`page_stack`]'s functions log.
+pub fn page_watch_log_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-watch.log")
+}
+
 fn start_once(
     cell: &'static OnceLock<Result<Stack, String>>,
     options: fn() -> StackOptions,
