@@ -314,16 +314,19 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("a panic without a message")
 }
 
-/// Cuts an event stream at event ends, so that each forwarded piece holds whole events,
-/// and finds the agent's error event among them.
+/// Cuts an event stream at event ends, so that the agent's error event can be found whole,
+/// while holding back as little as possible: an incomplete event is held only while its first
+/// bytes could still start that error event (a first `data:` line whose value begins with
+/// `{`). Token events (`data: "..."`) go out at once, so the common chunk is forwarded whole,
+/// as one frame, without a copy.
 #[derive(Debug, Default)]
 struct EventAligner {
-    /// The incomplete event after the last end seen.
+    /// The held-back start of an incomplete event.
     pending: BytesMut,
     boundaries: EventBoundaries,
-    /// The start of the pending event was already forwarded (it outgrew the limit), so it
-    /// is not examined when it completes.
-    pending_overflowed: bool,
+    /// The current incomplete event was already forwarded (it cannot be the error event, or
+    /// it outgrew the limit): it is neither held nor examined when it completes.
+    passing: bool,
 }
 
 impl EventAligner {
@@ -338,41 +341,91 @@ impl EventAligner {
             last_end = Some(end);
         });
         let (Some(first_end), Some(last_end)) = (first_end, last_end) else {
+            if self.passing {
+                return (vec![chunk], None);
+            }
             self.pending.extend_from_slice(&chunk);
-            if self.pending.len() > MAX_HELD_EVENT_BYTES {
-                self.pending_overflowed = true;
+            if self.pending.len() > MAX_HELD_EVENT_BYTES || cannot_be_agent_error(&self.pending) {
+                self.passing = true;
                 return (vec![self.pending.split().freeze()], None);
             }
             return (Vec::new(), None);
         };
-        // The held-back start of the first event, completed by this chunk: the one copy.
-        let skip_first = std::mem::take(&mut self.pending_overflowed);
-        let first = if self.pending.is_empty() {
-            chunk.slice(..first_end)
+        let skip_first = std::mem::take(&mut self.passing);
+        let tail = &chunk[last_end..];
+        let hold_tail = !tail.is_empty() && !cannot_be_agent_error(tail);
+        let forward_end = if hold_tail { last_end } else { chunk.len() };
+
+        // The first event: completed from what was held back (the one copy), or all in
+        // this chunk.
+        let (first, rest) = if self.pending.is_empty() {
+            (None, chunk.slice(..forward_end))
         } else {
             self.pending.extend_from_slice(&chunk[..first_end]);
-            self.pending.split().freeze()
+            (
+                Some(self.pending.split().freeze()),
+                chunk.slice(first_end..forward_end),
+            )
         };
-        let rest = chunk.slice(first_end..last_end);
-        self.pending.extend_from_slice(&chunk[last_end..]);
+        if hold_tail {
+            self.pending.extend_from_slice(tail);
+        } else {
+            // The incomplete event at the end went out with this chunk.
+            self.passing = !tail.is_empty();
+        }
 
-        if !skip_first {
-            if let Some(failure) = find_agent_error(&first) {
-                self.pending.clear();
-                return (vec![first.slice(..failure.0)], Some(failure.1));
+        // Only whole events are examined: the first unless it was passing, then the rest
+        // up to the last end.
+        let examined_first_len = if first.is_some() { 0 } else { first_end };
+        if let Some(first) = &first {
+            if !skip_first {
+                if let Some((at, failure)) = find_agent_error(first) {
+                    self.pending.clear();
+                    return (vec![first.slice(..at)], Some(failure));
+                }
             }
         }
-        if let Some((at, failure)) = find_agent_error(&rest) {
+        let whole = last_end - if first.is_some() { first_end } else { 0 };
+        let start = if skip_first && first.is_none() {
+            examined_first_len
+        } else {
+            0
+        };
+        if let Some((at, failure)) = find_agent_error(&rest[start..whole]) {
             self.pending.clear();
-            return (vec![first, rest.slice(..at)], Some(failure));
+            self.passing = false;
+            let mut out: Vec<Bytes> = first.into_iter().collect();
+            out.push(rest.slice(..start + at));
+            return (out, Some(failure));
         }
-        (vec![first, rest], None)
+        (
+            first.into_iter().chain(std::iter::once(rest)).collect(),
+            None,
+        )
     }
 
     /// What is left at the end of the answer.
     fn finish(&mut self) -> Bytes {
         self.pending.split().freeze()
     }
+}
+
+/// Whether an event that starts with `start` can no longer be the agent's error event: its
+/// first line is `data:` and the value's first character is not `{` (nor white space, which
+/// a JSON object could follow). Leading line ends (of a CRLF blank line cut in two) are
+/// skipped; anything else (`event:`, a comment, too few bytes to tell) keeps it held.
+fn cannot_be_agent_error(start: &[u8]) -> bool {
+    let start = match start.iter().position(|&b| b != b'\r' && b != b'\n') {
+        Some(i) => &start[i..],
+        None => return false,
+    };
+    let Some(value) = start.strip_prefix(b"data:") else {
+        return false;
+    };
+    let value = value.strip_prefix(b" ").unwrap_or(value);
+    value
+        .first()
+        .is_some_and(|&b| !matches!(b, b'{' | b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// In `events` (whole events), the offset where the agent's error event starts, and it.
@@ -449,7 +502,7 @@ mod tests {
         let mut aligner = EventAligner::default();
         let (pieces, _) = aligner.push(Bytes::from(big.clone()));
         assert_eq!(pieces.concat(), big);
-        assert!(aligner.pending.is_empty());
+        assert!(aligner.pending.is_empty() && aligner.passing);
         // Its end is forwarded when it arrives, and later events are examined again.
         let tail = format!("y\n\n{SDK_ERROR}\n\n");
         let (pieces, failure) = aligner.push(Bytes::from(tail));
@@ -510,6 +563,44 @@ mod tests {
         assert!(frames[..2].iter().all(Result::is_ok));
         let err = frames[2].as_ref().expect_err("the body fails");
         assert_eq!(err.code, "internal_error");
+    }
+
+    #[test]
+    fn a_chunk_of_token_events_goes_out_whole_in_one_frame() {
+        let mut aligner = EventAligner::default();
+        let chunk = Bytes::from_static(b"data: \"a\"\n\ndata: \"b\"\n\ndata: \"c is cut");
+        let (pieces, failure) = aligner.push(chunk.clone());
+        assert!(failure.is_none());
+        assert_eq!(pieces, vec![chunk], "one frame, the chunk itself");
+        let (pieces, _) = aligner.push(Bytes::from_static(b" here\"\n\ndata: \"d\"\n\n"));
+        assert_eq!(pieces.len(), 1);
+        // A tail that may be the error event is held back.
+        let (pieces, _) = aligner.push(Bytes::from_static(b"data: \"e\"\n\ndata: {\"err"));
+        assert_eq!(pieces.concat(), b"data: \"e\"\n\n");
+        assert!(!aligner.pending.is_empty());
+    }
+
+    #[test]
+    fn only_a_data_line_that_may_open_an_object_is_held() {
+        for (start, ruled_out) in [
+            (&b"data: \"x"[..], true),
+            (b"data:x", true),
+            (b"\ndata: 1", true),
+            (b"data: {", false),
+            (b"data:{", false),
+            (b"data: ", false),
+            (b"data:  {", false),
+            (b"dat", false),
+            (b"event: message\ndata: {", false),
+            (b": comment", false),
+        ] {
+            assert_eq!(
+                cannot_be_agent_error(start),
+                ruled_out,
+                "{:?}",
+                String::from_utf8_lossy(start)
+            );
+        }
     }
 
     #[test]
