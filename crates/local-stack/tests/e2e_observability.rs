@@ -192,6 +192,24 @@ async fn each_kind(option: &str, url: &str) {
     assert_eq!(access["code"], "upstream_error");
 }
 
+/// An answer reset by the agent after three tokens: its status, and the access record once
+/// the request is over (checked against the status and outcome each option gives it).
+async fn reset_after_three(option: &str, url: &str, status: u64, outcome: &str) -> Value {
+    let what = format!("{option} reset mid-answer");
+    let sid = session_id("obs-mid");
+    let answer = send(post_json(
+        &http(),
+        url,
+        json!({"prompt": "x", "session_id": sid, "demo": {"tokens": 8, "reset_after": 3}})
+            .to_string(),
+    ))
+    .await;
+    assert_eq!(u64::from(answer.status), status, "{what}");
+    let (access, emf) = records(&what, &sid).await;
+    check(&what, &access, &emf, status, outcome, option);
+    access
+}
+
 #[tokio::test]
 async fn option2_writes_one_record_per_request_when_it_is_over() {
     let stack = stack();
@@ -200,24 +218,7 @@ async fn option2_writes_one_record_per_request_when_it_is_over() {
     each_kind("option2", &url).await;
 
     // Mid-stream: the record comes after the in-band error.
-    let sid = session_id("obs-mid");
-    let answer = send(post_json(
-        &http(),
-        &url,
-        json!({"prompt": "x", "session_id": sid, "demo": {"tokens": 8, "reset_after": 3}})
-            .to_string(),
-    ))
-    .await;
-    assert_eq!(answer.status, 200);
-    let (access, emf) = records("option2 mid-stream", &sid).await;
-    check(
-        "option2 mid-stream",
-        &access,
-        &emf,
-        200,
-        "failed_mid_stream",
-        "option2",
-    );
+    let access = reset_after_three("option2", &url, 200, "failed_mid_stream").await;
     assert_eq!(access["code"], "upstream_reset");
     assert_eq!(
         access["events"], 4,
@@ -255,20 +256,8 @@ async fn option1_writes_one_record_per_request() {
     let stack = stack();
     let _guard = lock(OPTION1).await;
     each_kind("option1", &stack.urls().option1.clone()).await;
-    let sid = session_id("obs-mid");
-    let answer = send(post_json(
-        &http(),
-        &stack.urls().option1,
-        json!({"prompt": "x", "session_id": sid, "demo": {"tokens": 8, "reset_after": 3}})
-            .to_string(),
-    ))
-    .await;
-    assert_eq!(
-        answer.status, 502,
-        "option 1 has no first byte before the whole answer"
-    );
-    let (access, emf) = records("option1 reset", &sid).await;
-    check("option1 reset", &access, &emf, 502, "refused", "option1");
+    // Option 1 has no first byte before the whole answer: a reset is a refusal.
+    reset_after_three("option1", &stack.urls().option1, 502, "refused").await;
 }
 
 #[tokio::test]
@@ -276,22 +265,5 @@ async fn option3_writes_one_record_per_request() {
     let stack = stack();
     let _guard = lock(OPTION3).await;
     each_kind("option3", &stack.urls().option3.clone()).await;
-    let sid = session_id("obs-mid");
-    let answer = send(post_json(
-        &http(),
-        &stack.urls().option3,
-        json!({"prompt": "x", "session_id": sid, "demo": {"tokens": 8, "reset_after": 3}})
-            .to_string(),
-    ))
-    .await;
-    assert_eq!(answer.status, 200);
-    let (access, emf) = records("option3 mid-stream", &sid).await;
-    check(
-        "option3 mid-stream",
-        &access,
-        &emf,
-        200,
-        "failed_mid_stream",
-        "option3",
-    );
+    reset_after_three("option3", &stack.urls().option3, 200, "failed_mid_stream").await;
 }
