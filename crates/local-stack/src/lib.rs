@@ -10,7 +10,9 @@
 //! benchmark driver use [`Stack`] directly, so they exercise the same set-up a developer
 //! sees.
 
+pub mod access_log;
 pub mod apigw;
+pub mod function_env;
 pub mod lambda_shim;
 pub mod server;
 pub mod stack;

@@ -88,17 +88,27 @@ async fn main() -> ExitCode {
         (None, None) => Upstream::Demo,
     };
     // The watcher's output (its own INFO lines and the functions' logs) goes to a file the
-    // banner names, so the screen shows the steps and then the banner; --verbose shows it here.
+    // banner names, so the screen shows the steps, the banner and then one line per request
+    // (from the functions' access records); --verbose shows the raw output here instead.
     let log = if cli.ports.verbose {
         LogSink::Inherit
     } else {
         let dir = local_stack::stack::workspace_root().join("target/local-stack");
         let _ = std::fs::create_dir_all(&dir);
-        LogSink::File(dir.join("watch.log"))
+        let path = dir.join("watch.log");
+        if demo {
+            LogSink::File(path)
+        } else {
+            LogSink::FileWithAccessLines(path)
+        }
     };
     let log_note = match &log {
         LogSink::File(path) => format!(
             "Function logs (cargo lambda watch): {} (or run with --verbose to see them here).",
+            local_stack::stack::display_path(path)
+        ),
+        LogSink::FileWithAccessLines(path) => format!(
+            "One line per request follows (option, caller, status, first byte, total, bytes out).\nFull function logs (cargo lambda watch): {} (or run with --verbose to see them here).",
             local_stack::stack::display_path(path)
         ),
         LogSink::Inherit => "Function logs (cargo lambda watch) are shown here (--verbose).".into(),

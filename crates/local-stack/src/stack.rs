@@ -55,6 +55,9 @@ pub enum LogSink {
     Inherit,
     /// A file (created or truncated).
     File(PathBuf),
+    /// A file (created or truncated), and one compact line per request on this process's
+    /// stdout, made from the functions' access records (`make run`; see [`crate::access_log`]).
+    FileWithAccessLines(PathBuf),
 }
 
 /// How to start the stack.
@@ -279,7 +282,7 @@ impl Stack {
                 LogSink::Inherit => format!(
                     "starting functions: cargo lambda watch on 127.0.0.1:{watch_port} (its output follows)"
                 ),
-                LogSink::File(path) => format!(
+                LogSink::File(path) | LogSink::FileWithAccessLines(path) => format!(
                     "starting functions: cargo lambda watch on 127.0.0.1:{watch_port}, log in {}",
                     display_path(path)
                 ),
@@ -655,11 +658,22 @@ impl WatchProcess {
                 })?;
                 cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err));
             }
+            LogSink::FileWithAccessLines(_) => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
         }
         let mut child = cmd.spawn().map_err(|source| StackError::Spawn {
             what: "cargo lambda watch",
             source,
         })?;
+        if let LogSink::FileWithAccessLines(path) = log {
+            if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+                crate::access_log::tee(out, err, path).map_err(|source| StackError::Spawn {
+                    what: "the watch log file",
+                    source,
+                })?;
+            }
+        }
         let lifeline = child.stdin.take();
         Ok(Self { child, lifeline })
     }

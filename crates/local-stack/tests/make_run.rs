@@ -54,7 +54,7 @@ async fn make_run_serves_all_three_options_and_ctrl_c_leaves_nothing_behind() {
         .args(["--apigw-port", &apigw_port.to_string()])
         .env_remove("AGENT_RUNTIME_ARN")
         .env_remove("AGENT_URL")
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -78,8 +78,14 @@ async fn make_run_serves_all_three_options_and_ctrl_c_leaves_nothing_behind() {
         Ok(true),
         "the stack never printed its banner:\n{banner}"
     );
-    // Keep draining: the functions' logs share this pipe, and a full pipe would block them.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep draining (a full pipe would block the stack): after the banner come the
+    // per-request lines.
+    let (after_banner, mut request_lines) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = after_banner.send(line);
+        }
+    });
 
     let urls = [
         format!("http://127.0.0.1:{apigw_port}/option1/invoke"),
@@ -149,6 +155,35 @@ async fn make_run_serves_all_three_options_and_ctrl_c_leaves_nothing_behind() {
         };
         assert_eq!(text, expected, "{url}");
     }
+
+    // One compact line per request, from the functions' access records (the access record
+    // is written when the request is over, so give the last one a moment).
+    let mut seen = Vec::new();
+    let wanted = ["option1 ", "option2 ", "option3 "];
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(line) = request_lines.recv().await {
+            seen.push(line);
+            if wanted.iter().all(|o| seen.iter().any(|l| l.starts_with(o))) {
+                break;
+            }
+        }
+    })
+    .await;
+    for option in wanted {
+        let line = seen.iter().find(|l| l.starts_with(option));
+        let line = line.unwrap_or_else(|| panic!("no request line for {option}in {seen:#?}"));
+        for part in ["tester", " 200 complete", "first byte ", "total ", " B out"] {
+            assert!(line.contains(part), "{part:?} missing from {line:?}");
+        }
+        assert!(
+            !line.contains("Hello from the make run test"),
+            "the prompt reached the screen: {line}"
+        );
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("\"_aws\"")),
+        "raw watcher output reached the screen: {seen:#?}"
+    );
 
     // Ctrl-C.
     let pid = child.id().expect("pid").to_string();
