@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use crate::demo::{answer_stream, DemoRequest};
 use crate::error::{ApiError, ErrorType, ERROR_TYPE_HEADER};
 use crate::issuer;
-use crate::sigv4::{parse_query, Verifier, SERVICE_NAME};
+use crate::sigv4::{parse_query, PendingBody, Verifier, SERVICE_NAME};
 use crate::{
     AuthMode, LocalConfig, RecordedRequest, CUSTOM_HEADER_PREFIX, MAX_CUSTOM_HEADERS,
     MAX_CUSTOM_HEADER_VALUE_BYTES, MAX_PAYLOAD_BYTES, MAX_SESSION_ID_LEN, MIN_SESSION_ID_LEN,
@@ -77,6 +77,8 @@ impl AppState {
             region: config.region.clone(),
             service: SERVICE_NAME.to_owned(),
             max_clock_skew: config.max_clock_skew,
+            // LocalConfig has no session token: local credentials are long-term keys.
+            session_token: None,
         };
         Ok(AppState {
             config,
@@ -271,10 +273,11 @@ async fn stop_session(
     session_id: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
+    let pending = authenticate_head(state, &parts)?;
     let body = axum::body::to_bytes(body, 64 * 1024)
         .await
         .map_err(|_| ApiError::validation("The request body is too large."))?;
-    authenticated_arn(state, &parts, &body, encoded_arn)?;
+    authenticated_arn(pending, &parts, &body, encoded_arn)?;
     let session = session_id
         .clone()
         .ok_or_else(|| ApiError::validation("The runtime session id header is required."))?;
@@ -359,11 +362,15 @@ async fn invoke(
         return Err(too_large());
     }
     let (parts, body) = req.into_parts();
+    // The credential, the date and the signed headers are checked before the body is read
+    // (and the signature too when the client declared the payload hash): a caller without
+    // the key cannot make the server buffer 100 MB.
+    let pending = authenticate_head(state, &parts)?;
     let body = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)
         .await
         .map_err(|_| too_large())?;
 
-    let arn = authenticated_arn(state, &parts, &body, encoded_arn)?;
+    let arn = authenticated_arn(pending, &parts, &body, encoded_arn)?;
     let query = parse_query(parts.uri.query().unwrap_or_default());
     let qualifier = query
         .iter()
@@ -409,15 +416,18 @@ async fn invoke(
     Ok(response)
 }
 
-/// The checks every runtime operation makes, in AgentCore's order: the credential, the
-/// header rules, then the runtime ARN (returned decoded).
+/// The checks every runtime operation makes, in AgentCore's order: the credential
+/// (finished here with the body, see [`authenticate_head`]), the header rules, then the
+/// runtime ARN (returned decoded).
 fn authenticated_arn(
-    state: &AppState,
+    pending: Option<PendingBody>,
     parts: &http::request::Parts,
     body: &[u8],
     encoded_arn: &str,
 ) -> Result<String, ApiError> {
-    authenticate(state, &parts.method, &parts.uri, &parts.headers, body)?;
+    if let Some(pending) = pending {
+        pending.verify_body(body)?;
+    }
     validate_headers(&parts.headers)?;
     let arn = percent_decode_str(encoded_arn)
         .decode_utf8()
@@ -427,13 +437,13 @@ fn authenticated_arn(
     Ok(arn)
 }
 
-fn authenticate(
+/// Authenticates a request from its head, before its body is read. In SigV4 mode what
+/// needs the body is returned, for [`authenticated_arn`]; OAuth needs nothing more.
+fn authenticate_head(
     state: &AppState,
-    method: &Method,
-    uri: &http::Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), ApiError> {
+    parts: &http::request::Parts,
+) -> Result<Option<PendingBody>, ApiError> {
+    let headers = &parts.headers;
     let authorization = header_str(headers, AUTHORIZATION.as_str()).unwrap_or_default();
     let mismatch = || {
         ApiError::new(
@@ -448,7 +458,8 @@ fn authenticate(
             }
             state
                 .verifier
-                .verify(method, uri, headers, body, SystemTime::now())
+                .verify_head(&parts.method, &parts.uri, headers, SystemTime::now())
+                .map(Some)
         }
         AuthMode::OAuth { token } => {
             if authorization.is_empty() {
@@ -462,7 +473,7 @@ fn authenticate(
                 return Err(mismatch());
             };
             if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-                Ok(())
+                Ok(None)
             } else {
                 Err(ApiError::new(
                     ErrorType::AccessDeniedException,
@@ -724,6 +735,40 @@ impl Drop for LoggedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request body that records whether anything read it.
+    fn watched_body(read: Arc<std::sync::atomic::AtomicBool>) -> Body {
+        Body::from_stream(futures_util::stream::once(async move {
+            read.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from_static(b"{\"prompt\":\"hi\"}"))
+        }))
+    }
+
+    #[tokio::test]
+    async fn an_unknown_credential_is_refused_before_the_body_is_read() {
+        let state = AppState::new(LocalConfig::default()).expect("state");
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let req = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!(
+                "/runtimes/{}/invocations",
+                crate::DEFAULT_RUNTIME_ARN.replace(':', "%3A").replace('/', "%2F")
+            ))
+            .header("host", "127.0.0.1:8787")
+            .header("x-amz-date", "20260101T000000Z")
+            .header(
+                AUTHORIZATION,
+                "AWS4-HMAC-SHA256 Credential=AKIDSOMEONEELSE/20260101/us-east-1/bedrock-agentcore/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+            )
+            .body(watched_body(read.clone()))
+            .expect("request");
+        let err = route(&state, req, &mut None).await.expect_err("refused");
+        assert_eq!(err.kind, ErrorType::UnrecognizedClientException);
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "the body was read before the credential was checked"
+        );
+    }
 
     #[test]
     fn recorded_authorization_values_keep_no_secret() {

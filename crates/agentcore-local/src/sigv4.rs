@@ -79,8 +79,14 @@ pub struct Verifier {
     pub region: String,
     /// The service the credential scope must name (normally [`SERVICE_NAME`]).
     pub service: String,
-    /// Largest accepted difference between `X-Amz-Date` and the server clock.
+    /// Largest accepted difference between `X-Amz-Date` and the server clock. Any value
+    /// is safe: a skew past what [`SystemTime`] can hold means "no limit" on that side.
     pub max_clock_skew: Duration,
+    /// The session token of temporary credentials. When set, a request must carry it in a
+    /// signed `X-Amz-Security-Token`; when unset, a token the client sends is not checked
+    /// (local credentials are long-term ones, and an SDK that found `AWS_SESSION_TOKEN` in
+    /// the developer's environment still signs correctly with the local key).
+    pub session_token: Option<String>,
 }
 
 /// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.
@@ -159,11 +165,8 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, ApiError>
         region: (*region).to_owned(),
         service: (*service).to_owned(),
         terminator: (*terminator).to_owned(),
-        signed_headers: signed_headers
-            .split(';')
-            .filter(|h| !h.is_empty())
-            .map(str::to_ascii_lowercase)
-            .collect(),
+        // As sent: case, order, repeats and empty names are checked by the verifier.
+        signed_headers: signed_headers.split(';').map(str::to_owned).collect(),
         signature: signature.to_owned(),
     })
 }
@@ -191,6 +194,93 @@ fn describe_skew(d: Duration) -> String {
     }
 }
 
+/// A request whose headers passed every check: what is left is its body.
+///
+/// [`Verifier::verify_head`] returns it before the body is read. When the client declared
+/// the body's hash (`X-Amz-Content-Sha256`) the signature is already verified, so a server
+/// reads a large body only for a caller that holds the key; otherwise the payload hash is
+/// part of what is signed and the signature can only be computed with the body
+/// ([`PendingBody::verify_body`]).
+#[derive(Debug)]
+pub struct PendingBody {
+    /// The canonical request up to, not including, the payload hash.
+    canonical_head: String,
+    /// `YYYYMMDDTHHMMSSZ`, as signed.
+    amz_date: String,
+    /// `date/region/service/aws4_request`.
+    scope: String,
+    /// The signing key (its derivation depends only on the scope).
+    signing_key: Vec<u8>,
+    /// The provided signature, lower case.
+    provided: String,
+    /// The declared payload hash, when the client sent one; the signature over it was
+    /// verified already.
+    declared_hash: Option<String>,
+}
+
+impl PendingBody {
+    /// Whether the signature is already verified (the client declared the body's hash),
+    /// so that reading the body is only needed to check that hash.
+    pub fn signature_verified(&self) -> bool {
+        self.declared_hash.is_some()
+    }
+
+    /// Finishes the verification with the body exactly as received.
+    pub fn verify_body(self, body: &[u8]) -> Result<(), ApiError> {
+        let body_hash = hex::encode(Sha256::digest(body));
+        match &self.declared_hash {
+            Some(declared) if declared.eq_ignore_ascii_case(&body_hash) => Ok(()),
+            Some(_) => Err(invalid(
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )),
+            None => self.check_signature(&body_hash),
+        }
+    }
+
+    fn check_signature(&self, payload_hash: &str) -> Result<(), ApiError> {
+        let canonical = format!("{}{payload_hash}", self.canonical_head);
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{}\n{}\n{}",
+            self.amz_date,
+            self.scope,
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
+        let expected = hmac_sha256(&self.signing_key, string_to_sign.as_bytes())
+            .map(hex::encode)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorType::InternalServerException,
+                    "could not compute the signature",
+                )
+            })?;
+        if bool::from(expected.as_bytes().ct_eq(self.provided.as_bytes())) {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
+            )))
+        }
+    }
+}
+
+/// The one value of a header that must not be repeated (a second `Authorization` or
+/// `X-Amz-Date` would leave open which one was meant), as text.
+fn single_value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(incomplete(format!(
+            "The request has more than one '{name}' header."
+        )));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| incomplete(format!("The '{name}' header is not valid ASCII.")))
+}
+
 impl Verifier {
     /// Verifies a SigV4-signed request, given the body exactly as received.
     ///
@@ -203,22 +293,43 @@ impl Verifier {
         body: &[u8],
         now: SystemTime,
     ) -> Result<(), ApiError> {
-        let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
+        self.verify_head(method, uri, headers, now)?
+            .verify_body(body)
+    }
+
+    /// Every check that needs no body: the credential and its scope, the date and the
+    /// clock skew, the session token, the `SignedHeaders` rules, and the signature itself
+    /// when the client declared the payload hash. The body is checked afterwards with
+    /// [`PendingBody::verify_body`].
+    ///
+    /// The rules, as AWS applies them to a non-S3 service:
+    /// - `SignedHeaders` is lower case, sorted and without repeats, names `host` and
+    ///   `x-amz-date`, and every header it names is present in the request (a signature
+    ///   over an absent header would sign the empty string in its place);
+    /// - `X-Amz-Content-Sha256`, when sent, is the hex SHA-256 of the body. The literal
+    ///   `UNSIGNED-PAYLOAD` (and the `STREAMING-*` values) are refused: AWS accepts them
+    ///   only for S3 and for operations modelled `@unsignedPayload`, and
+    ///   `InvokeAgentRuntime` is not one (the AWS SDKs sign its payload);
+    /// - with a configured [`Verifier::session_token`], `X-Amz-Security-Token` is signed
+    ///   and equal to it.
+    pub fn verify_head(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<PendingBody, ApiError> {
+        let Some(authorization) = single_value(headers, http::header::AUTHORIZATION.as_str())?
+        else {
             return Err(ApiError::new(
                 ErrorType::MissingAuthenticationTokenException,
                 "Missing Authentication Token",
             ));
         };
-        let authorization = authorization
-            .to_str()
-            .map_err(|_| incomplete("The Authorization header is not valid ASCII."))?;
         let auth = parse_authorization(authorization)?;
 
         if auth.access_key_id != self.access_key_id {
-            return Err(ApiError::new(
-                ErrorType::UnrecognizedClientException,
-                "The security token included in the request is invalid.",
-            ));
+            return Err(unrecognized_client());
         }
         if auth.terminator != "aws4_request" {
             return Err(invalid(format!(
@@ -239,12 +350,9 @@ impl Verifier {
             )));
         }
 
-        let amz_date = headers
-            .get("x-amz-date")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
-            })?;
+        let amz_date = single_value(headers, "x-amz-date")?.ok_or_else(|| {
+            incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+        })?;
         let request_time = parse_amz_date(amz_date).ok_or_else(|| {
             incomplete(format!(
                 "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
@@ -257,78 +365,153 @@ impl Verifier {
                 amz_date.get(..8).unwrap_or_default()
             )));
         }
-        let skew = describe_skew(self.max_clock_skew);
-        if request_time + self.max_clock_skew < now {
-            let limit = now.checked_sub(self.max_clock_skew).unwrap_or(now);
-            return Err(invalid(format!(
-                "Signature expired: {amz_date} is now earlier than {} ({} - {skew})",
-                format_amz_date(limit),
-                format_amz_date(now)
-            )));
-        }
-        if request_time > now + self.max_clock_skew {
-            return Err(invalid(format!(
-                "Signature not yet current: {amz_date} is still later than {} ({} + {skew})",
-                format_amz_date(now + self.max_clock_skew),
-                format_amz_date(now)
-            )));
-        }
-        if !auth.signed_headers.iter().any(|h| h == "host") {
-            return Err(invalid(
-                "'Host' must be a 'SignedHeader' in the AWS Authorization.",
-            ));
-        }
+        self.check_clock(amz_date, request_time, now)?;
+        // The token before the header rules: a missing token is an unknown credential,
+        // whatever the SignedHeaders list says.
+        self.check_session_token(&auth.signed_headers, headers)?;
+        check_signed_headers(&auth.signed_headers, headers)?;
 
-        let body_hash = hex::encode(Sha256::digest(body));
-        let payload_hash = match headers
-            .get("x-amz-content-sha256")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(declared) if declared.len() == 64 => {
-                if !declared.eq_ignore_ascii_case(&body_hash) {
-                    return Err(invalid(
-                        "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                    ));
-                }
-                declared.to_owned()
+        let declared_hash = match single_value(headers, "x-amz-content-sha256")? {
+            None => None,
+            Some(declared)
+                if declared.len() == 64 && declared.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Some(declared.to_owned())
             }
-            // e.g. UNSIGNED-PAYLOAD: signed as declared.
-            Some(declared) => declared.to_owned(),
-            None => body_hash,
+            Some(declared) => {
+                return Err(invalid(format!(
+                    "x-amz-content-sha256 must be the hex SHA-256 of the payload; '{}' is not accepted by this service.",
+                    declared.chars().take(64).collect::<String>()
+                )))
+            }
         };
 
-        let canonical =
-            canonical_request(method, uri, headers, &auth.signed_headers, &payload_hash);
-        let scope = format!(
-            "{}/{}/{}/aws4_request",
-            auth.date, auth.region, auth.service
-        );
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
-        let expected = signature(
+        let canonical_head = canonical_request(method, uri, headers, &auth.signed_headers, "");
+        let signing_key = signing_key(
             &self.secret_access_key,
             &auth.date,
             &auth.region,
             &auth.service,
-            &string_to_sign,
         )
         .ok_or_else(|| {
             ApiError::new(
                 ErrorType::InternalServerException,
-                "could not compute the signature",
+                "could not compute the signing key",
             )
         })?;
-        let provided = auth.signature.to_ascii_lowercase();
-        if bool::from(expected.as_bytes().ct_eq(provided.as_bytes())) {
-            Ok(())
-        } else {
-            Err(invalid(format!(
-                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
-            )))
+        let pending = PendingBody {
+            canonical_head,
+            amz_date: amz_date.to_owned(),
+            scope: format!(
+                "{}/{}/{}/aws4_request",
+                auth.date, auth.region, auth.service
+            ),
+            signing_key,
+            provided: auth.signature.to_ascii_lowercase(),
+            declared_hash,
+        };
+        if let Some(declared) = &pending.declared_hash {
+            // The payload hash is known: the signature is verified now, before any body
+            // byte is read.
+            pending.check_signature(declared)?;
+        }
+        Ok(pending)
+    }
+
+    /// `X-Amz-Date` within [`Verifier::max_clock_skew`] of `now`, with checked arithmetic:
+    /// a skew that overflows [`SystemTime`] leaves that side unbounded instead of panicking.
+    fn check_clock(
+        &self,
+        amz_date: &str,
+        request_time: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), ApiError> {
+        let skew = describe_skew(self.max_clock_skew);
+        let earliest = now.checked_sub(self.max_clock_skew);
+        let latest = now.checked_add(self.max_clock_skew);
+        if earliest.is_some_and(|earliest| request_time < earliest) {
+            return Err(invalid(format!(
+                "Signature expired: {amz_date} is now earlier than {} ({} - {skew})",
+                earliest.map(format_amz_date).unwrap_or_default(),
+                format_amz_date(now)
+            )));
+        }
+        if latest.is_some_and(|latest| request_time > latest) {
+            return Err(invalid(format!(
+                "Signature not yet current: {amz_date} is still later than {} ({} + {skew})",
+                latest.map(format_amz_date).unwrap_or_default(),
+                format_amz_date(now)
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_session_token(
+        &self,
+        signed_headers: &[String],
+        headers: &HeaderMap,
+    ) -> Result<(), ApiError> {
+        let Some(expected) = &self.session_token else {
+            return Ok(());
+        };
+        let presented = single_value(headers, SECURITY_TOKEN_HEADER)?.unwrap_or_default();
+        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(unrecognized_client());
+        }
+        if !signed_headers.iter().any(|h| h == SECURITY_TOKEN_HEADER) {
+            return Err(invalid(
+                "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Header carrying the session token of temporary credentials.
+pub const SECURITY_TOKEN_HEADER: &str = "x-amz-security-token";
+
+fn unrecognized_client() -> ApiError {
+    ApiError::new(
+        ErrorType::UnrecognizedClientException,
+        "The security token included in the request is invalid.",
+    )
+}
+
+/// The `SignedHeaders` rules of [`Verifier::verify_head`] (the order and uniqueness are
+/// what make the canonical request unambiguous; the presence rule stops a signature from
+/// covering headers that are not there).
+fn check_signed_headers(signed: &[String], headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(bad) = signed
+        .iter()
+        .find(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Err(incomplete(format!(
+            "SignedHeaders must be lower-case header names separated by ';', not '{bad}'."
+        )));
+    }
+    if !signed.windows(2).all(|pair| pair[0] < pair[1]) {
+        return Err(incomplete(
+            "SignedHeaders must be sorted and name each header once.",
+        ));
+    }
+    for required in ["host", "x-amz-date"] {
+        if !signed.iter().any(|h| h == required) {
+            let shown = if required == "host" {
+                "Host"
+            } else {
+                "X-Amz-Date"
+            };
+            return Err(invalid(format!(
+                "'{shown}' must be a 'SignedHeader' in the AWS Authorization."
+            )));
         }
     }
+    if let Some(absent) = signed.iter().find(|h| !headers.contains_key(h.as_str())) {
+        return Err(invalid(format!(
+            "The header '{absent}' is listed in SignedHeaders but is not in the request."
+        )));
+    }
+    Ok(())
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
@@ -336,6 +519,22 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
     mac.update(data);
     Some(mac.finalize().into_bytes().to_vec())
+}
+
+/// The SigV4 signing key of a credential scope.
+fn signing_key(
+    secret_access_key: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> Option<Vec<u8>> {
+    let k_date = hmac_sha256(
+        format!("AWS4{secret_access_key}").as_bytes(),
+        date.as_bytes(),
+    )?;
+    let k_region = hmac_sha256(&k_date, region.as_bytes())?;
+    let k_service = hmac_sha256(&k_region, service.as_bytes())?;
+    hmac_sha256(&k_service, b"aws4_request")
 }
 
 /// Computes a SigV4 signature (lower-case hex) for a string to sign.
@@ -346,13 +545,7 @@ pub fn signature(
     service: &str,
     string_to_sign: &str,
 ) -> Option<String> {
-    let k_date = hmac_sha256(
-        format!("AWS4{secret_access_key}").as_bytes(),
-        date.as_bytes(),
-    )?;
-    let k_region = hmac_sha256(&k_date, region.as_bytes())?;
-    let k_service = hmac_sha256(&k_region, service.as_bytes())?;
-    let k_signing = hmac_sha256(&k_service, b"aws4_request")?;
+    let k_signing = signing_key(secret_access_key, date, region, service)?;
     Some(hex::encode(hmac_sha256(
         &k_signing,
         string_to_sign.as_bytes(),
@@ -508,6 +701,7 @@ mod tests {
             region: "us-east-1".into(),
             service: SERVICE_NAME.into(),
             max_clock_skew: Duration::from_secs(300),
+            session_token: None,
         }
     }
 
@@ -519,11 +713,31 @@ mod tests {
         body: &[u8],
         time: SystemTime,
     ) -> HeaderMap {
+        sign_aws(
+            secret,
+            |_| {},
+            uri,
+            headers,
+            SignableBody::Bytes(body),
+            time,
+        )
+    }
+
+    /// [`sign_with_aws_sigv4`] with a choice of settings and of body (an unsigned payload).
+    fn sign_aws(
+        secret: &str,
+        tweak: impl FnOnce(&mut SigningSettings),
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: SignableBody<'_>,
+        time: SystemTime,
+    ) -> HeaderMap {
         let identity =
             Credentials::new(AKID, secret, Some("session-token".into()), None, "t").into();
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Double;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Enabled;
+        tweak(&mut settings);
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
@@ -533,13 +747,8 @@ mod tests {
             .build()
             .expect("params")
             .into();
-        let signable = SignableRequest::new(
-            "POST",
-            uri,
-            headers.iter().copied(),
-            SignableBody::Bytes(body),
-        )
-        .expect("signable");
+        let signable =
+            SignableRequest::new("POST", uri, headers.iter().copied(), body).expect("signable");
         let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
         let mut map = HeaderMap::new();
         for (k, v) in headers {
@@ -630,5 +839,265 @@ mod tests {
     fn amz_date_round_trip() {
         let t = parse_amz_date("20240102T030405Z").expect("parse");
         assert_eq!(format_amz_date(t), "20240102T030405Z");
+    }
+
+    fn uri() -> Uri {
+        URI.parse().expect("uri")
+    }
+
+    /// The headers of a request signed by hand with this module's own canonicalisation,
+    /// over exactly `signed` (as written, in that order): a signature a careless verifier
+    /// would accept, to show that the `SignedHeaders` rules refuse it on their own.
+    fn sign_by_hand(signed: &[&str], extra: &[(&str, &str)], body: &[u8]) -> HeaderMap {
+        let now = SystemTime::now();
+        let amz_date = format_amz_date(now);
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "127.0.0.1:8787".parse().expect("value"));
+        headers.insert("x-amz-date", amz_date.parse().expect("value"));
+        for (k, v) in extra {
+            headers.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        let signed: Vec<String> = signed.iter().map(|h| (*h).to_owned()).collect();
+        let payload_hash = hex::encode(Sha256::digest(body));
+        let canonical = canonical_request(&Method::POST, &uri(), &headers, &signed, &payload_hash);
+        let date = &amz_date[..8];
+        let scope = format!("{date}/us-east-1/{SERVICE_NAME}/aws4_request");
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
+        let sig =
+            signature(SECRET, date, "us-east-1", SERVICE_NAME, &string_to_sign).expect("signature");
+        let authorization = format!(
+            "{ALGORITHM} Credential={AKID}/{scope}, SignedHeaders={}, Signature={sig}",
+            signed.join(";")
+        );
+        headers.insert(
+            http::header::AUTHORIZATION,
+            authorization.parse().expect("value"),
+        );
+        headers
+    }
+
+    fn verify_now(v: &Verifier, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+        v.verify(&Method::POST, &uri(), headers, body, SystemTime::now())
+    }
+
+    #[test]
+    fn a_request_signed_by_hand_by_the_rules_verifies() {
+        // The control of the tests below: the hand signer itself is right.
+        let headers = sign_by_hand(
+            &["content-type", "host", "x-amz-date"],
+            &[("content-type", "application/json")],
+            b"{}",
+        );
+        assert_eq!(verify_now(&verifier(), &headers, b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn every_signed_header_must_be_present() {
+        // Signed as if `x-tenant` were empty, sent without it.
+        let headers = sign_by_hand(&["host", "x-amz-date", "x-tenant"], &[], b"{}");
+        let err = verify_now(&verifier(), &headers, b"{}").expect_err("must fail");
+        assert_eq!(err.kind, ErrorType::InvalidSignatureException);
+        assert!(
+            err.message
+                .contains("'x-tenant' is listed in SignedHeaders"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn signed_headers_must_be_sorted_and_unique() {
+        for signed in [
+            &["x-amz-date", "host"][..],
+            &["host", "host", "x-amz-date"][..],
+            &["host", "", "x-amz-date"][..],
+            &["Host", "x-amz-date"][..],
+        ] {
+            let headers = sign_by_hand(signed, &[], b"{}");
+            let err = verify_now(&verifier(), &headers, b"{}").expect_err("must fail");
+            assert_eq!(
+                err.kind,
+                ErrorType::IncompleteSignatureException,
+                "{signed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_and_x_amz_date_must_be_signed() {
+        for (signed, missing) in [
+            (&["x-amz-date"][..], "'Host' must be"),
+            (&["host"][..], "'X-Amz-Date' must be"),
+        ] {
+            let headers = sign_by_hand(signed, &[], b"{}");
+            let err = verify_now(&verifier(), &headers, b"{}").expect_err("must fail");
+            assert_eq!(err.kind, ErrorType::InvalidSignatureException);
+            assert!(err.message.contains(missing), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_second_authorization_or_date_header_is_refused() {
+        for name in ["authorization", "x-amz-date"] {
+            let mut headers = sign_by_hand(&["host", "x-amz-date"], &[], b"{}");
+            let first = headers.get(name).expect("present").clone();
+            headers.append(name, first);
+            let err = verify_now(&verifier(), &headers, b"{}").expect_err("must fail");
+            assert_eq!(err.kind, ErrorType::IncompleteSignatureException, "{name}");
+        }
+    }
+
+    const SIGNED_WITH_HASH: &[(&str, &str)] = &[("host", "127.0.0.1:8787")];
+
+    fn with_payload_hash(settings: &mut SigningSettings) {
+        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+    }
+
+    #[test]
+    fn a_declared_payload_hash_must_match_the_body() {
+        let now = SystemTime::now();
+        let headers = sign_aws(
+            SECRET,
+            with_payload_hash,
+            URI,
+            SIGNED_WITH_HASH,
+            SignableBody::Bytes(b"{\"prompt\":\"a\"}"),
+            now,
+        );
+        let v = verifier();
+        assert_eq!(
+            v.verify(&Method::POST, &uri(), &headers, b"{\"prompt\":\"a\"}", now),
+            Ok(())
+        );
+        let err = v
+            .verify(&Method::POST, &uri(), &headers, b"{\"prompt\":\"b\"}", now)
+            .expect_err("must fail");
+        assert!(err.message.contains("x-amz-content-sha256"), "{err:?}");
+    }
+
+    #[test]
+    fn unsigned_payload_is_refused_by_this_service() {
+        let now = SystemTime::now();
+        let headers = sign_aws(
+            SECRET,
+            with_payload_hash,
+            URI,
+            SIGNED_WITH_HASH,
+            SignableBody::UnsignedPayload,
+            now,
+        );
+        assert_eq!(
+            headers.get("x-amz-content-sha256").map(|v| v.as_bytes()),
+            Some(&b"UNSIGNED-PAYLOAD"[..])
+        );
+        let err = verifier()
+            .verify(&Method::POST, &uri(), &headers, b"anything", now)
+            .expect_err("must fail");
+        assert_eq!(err.kind, ErrorType::InvalidSignatureException);
+        assert!(
+            err.message.contains("not accepted by this service"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn with_a_declared_hash_the_signature_is_checked_before_the_body() {
+        let now = SystemTime::now();
+        let good = sign_aws(
+            SECRET,
+            with_payload_hash,
+            URI,
+            SIGNED_WITH_HASH,
+            SignableBody::Bytes(b"{}"),
+            now,
+        );
+        let pending = verifier()
+            .verify_head(&Method::POST, &uri(), &good, now)
+            .expect("head verifies");
+        assert!(pending.signature_verified());
+        let forged = sign_aws(
+            "not-the-secret",
+            with_payload_hash,
+            URI,
+            SIGNED_WITH_HASH,
+            SignableBody::Bytes(b"{}"),
+            now,
+        );
+        let err = verifier()
+            .verify_head(&Method::POST, &uri(), &forged, now)
+            .expect_err("refused with no body at all");
+        assert!(err.message.contains("does not match"), "{err:?}");
+        // Without a declared hash, the signature needs the body.
+        let plain = sign_with_aws_sigv4(SECRET, URI, SIGNED_WITH_HASH, b"{}", now);
+        let pending = verifier()
+            .verify_head(&Method::POST, &uri(), &plain, now)
+            .expect("head verifies");
+        assert!(!pending.signature_verified());
+        assert_eq!(pending.verify_body(b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn a_configured_session_token_is_required_signed_and_equal() {
+        let now = SystemTime::now();
+        // aws-sigv4 signs the token of the test credentials ("session-token").
+        let signed = sign_with_aws_sigv4(SECRET, URI, SIGNED_WITH_HASH, b"{}", now);
+        let auth = signed["authorization"].to_str().expect("ascii");
+        assert!(auth.contains(SECURITY_TOKEN_HEADER), "{auth}");
+        let v = |token: &str| Verifier {
+            session_token: Some(token.to_owned()),
+            ..verifier()
+        };
+        let check = |v: &Verifier, h: &HeaderMap| v.verify(&Method::POST, &uri(), h, b"{}", now);
+        assert_eq!(check(&v("session-token"), &signed), Ok(()));
+        let err = check(&v("another-token"), &signed).expect_err("wrong token");
+        assert_eq!(err.kind, ErrorType::UnrecognizedClientException);
+        let mut without = signed.clone();
+        without.remove(SECURITY_TOKEN_HEADER);
+        let err = check(&v("session-token"), &without).expect_err("no token");
+        assert_eq!(err.kind, ErrorType::UnrecognizedClientException);
+        // Present and right, but not covered by the signature.
+        let unsigned = sign_by_hand(
+            &["host", "x-amz-date"],
+            &[(SECURITY_TOKEN_HEADER, "session-token")],
+            b"{}",
+        );
+        let err = verify_now(&v("session-token"), &unsigned, b"{}").expect_err("unsigned token");
+        assert!(
+            err.message.contains("'X-Amz-Security-Token' must be"),
+            "{err:?}"
+        );
+        // Not configured: the token is not checked.
+        assert_eq!(verify_now(&verifier(), &unsigned, b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn no_clock_skew_setting_overflows() {
+        let now = SystemTime::now();
+        let headers = sign_with_aws_sigv4(SECRET, URI, SIGNED_WITH_HASH, b"{}", now);
+        let at = |skew: Duration, clock: SystemTime| {
+            Verifier {
+                max_clock_skew: skew,
+                ..verifier()
+            }
+            .verify(&Method::POST, &uri(), &headers, b"{}", clock)
+        };
+        // With the largest skew, any clock accepts: both bounds are past SystemTime's range.
+        assert_eq!(at(Duration::MAX, now), Ok(()));
+        assert_eq!(at(Duration::MAX, SystemTime::UNIX_EPOCH), Ok(()));
+        let far_future = SystemTime::UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
+        assert_eq!(at(Duration::MAX, far_future), Ok(()));
+        // A skew of zero still accepts the signing instant and refuses a second later.
+        let signed_at =
+            parse_amz_date(headers["x-amz-date"].to_str().expect("ascii")).expect("date");
+        assert_eq!(at(Duration::ZERO, signed_at), Ok(()));
+        let err = at(Duration::ZERO, signed_at + Duration::from_secs(1)).expect_err("expired");
+        assert!(err.message.contains("Signature expired"), "{err:?}");
+        let err = at(Duration::ZERO, signed_at - Duration::from_secs(1)).expect_err("early");
+        assert!(err.message.contains("not yet current"), "{err:?}");
     }
 }
