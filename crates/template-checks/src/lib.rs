@@ -23,12 +23,20 @@
 //!   without a JWT, or with the JWT in `Authorization`, and a web ACL created outside
 //!   us-east-1 (the evaluator knows `AWS::Region`);
 //! - timeouts that agree: option 1 gives up before API Gateway's 29 s, option 3 streams
-//!   through the `response-streaming-invocations` URI with `ResponseTransferMode: STREAM`;
+//!   through the `response-streaming-invocations` URI with `responseTransferMode: STREAM`;
+//! - guard rails (issue 14): every accepted combination of the auth parameters that leaves
+//!   the front door open verifies a JWT or carries `AllowAnonymous=true`; reserved
+//!   concurrency on every function; streaming timeouts sized to the agent, not to 900 s;
+//!   both REST APIs redeployed on every stack update (`AlwaysDeploy`), so auth changes reach
+//!   the stage; API Gateway's invoke role trusted only with `aws:SourceAccount` and
+//!   `aws:SourceArn`; no `LogLevel` at which the runtime or the SDK log raw events; every
+//!   checkov skip listed with its reason, and `make lint` running a pinned checkov;
 //! - buildability: `BuildMethod: rust-cargolambda` with the workspace binary of each option;
 //! - sample events that `lambda_http` deserializes as the event type the option receives.
 //!
-//! Run with `cargo test -p template-checks`. `cfn-lint` (see the option READMEs) checks
-//! the templates against the CloudFormation and SAM schemas; these tests check intent.
+//! Run with `cargo test -p template-checks`. `cfn-lint` and `checkov` (`make lint`) check
+//! the templates against the CloudFormation and SAM schemas and AWS security practice;
+//! these tests check intent.
 
 use std::path::PathBuf;
 

@@ -854,7 +854,6 @@ fn option2_function_url_streams_and_requires_iam_by_default() {
         url["Cors"]["AllowOrigins"],
         json!([reference("CorsAllowOrigin")])
     );
-    assert_eq!(as_number(&param_default(&t, "Timeout")), Some(900.0));
     assert_eq!(props(function)["Timeout"], reference("Timeout"));
 
     // Public invoke permissions exist only under the AuthType=NONE condition.
@@ -1305,17 +1304,14 @@ fn option2_public_edge_rules_refuse_an_open_url_and_a_jwt_in_authorization() {
 fn option3_integration_streams_through_response_streaming_invocations() {
     let t = load_template(&option("option3-api-gateway-streaming"));
     let (function_id, _) = the_function(&t);
-    let methods = resources_of_type(&t, "AWS::ApiGateway::Method");
-    let (_, post) = methods
-        .iter()
-        .find(|(_, m)| props(m)["HttpMethod"] == json!("POST"))
-        .expect("POST method");
-    let integration = &props(post)["Integration"];
-    assert_eq!(integration["Type"], json!("AWS_PROXY"));
-    assert_eq!(integration["IntegrationHttpMethod"], json!("POST"));
-    assert_eq!(integration["ResponseTransferMode"], json!("STREAM"));
+    let deployed = Deployment::new(&t, &[]).resources();
+    let (path, _) = api_invoke_path(&deployed);
+    let integration = &path["post"]["x-amazon-apigateway-integration"];
+    assert_eq!(integration["type"], json!("aws_proxy"));
+    assert_eq!(integration["httpMethod"], json!("POST"));
+    assert_eq!(integration["responseTransferMode"], json!("STREAM"));
     assert_eq!(
-        integration["TimeoutInMillis"],
+        integration["timeoutInMillis"],
         reference("IntegrationTimeoutMs")
     );
     assert_eq!(
@@ -1326,9 +1322,9 @@ fn option3_integration_streams_through_response_streaming_invocations() {
         as_number(&param(&t, "IntegrationTimeoutMs")["MaxValue"]),
         Some(900_000.0)
     );
-    let uri = integration["Uri"]["Fn::Sub"]
+    let uri = integration["uri"]["Fn::Sub"]
         .as_str()
-        .expect("Uri is a Fn::Sub string");
+        .expect("uri is a Fn::Sub string");
     assert_eq!(
         uri,
         format!(
@@ -1339,10 +1335,10 @@ fn option3_integration_streams_through_response_streaming_invocations() {
     // API Gateway calls the function with its own role, limited to that function.
     // InvokeWithResponseStream is authorized by the lambda:InvokeFunction action (there
     // is no separate IAM action for it).
-    let credentials = &integration["Credentials"];
+    let credentials = &integration["credentials"];
     let role_id = credentials["Fn::GetAtt"][0]
         .as_str()
-        .expect("Credentials is a GetAtt");
+        .expect("credentials is a GetAtt");
     let role = &resources(&t)[role_id];
     assert_eq!(role["Type"], json!("AWS::IAM::Role"));
     let statements = iam_statements(role);
@@ -1366,34 +1362,37 @@ fn option3_api_is_iam_authenticated_by_default_and_throttled_and_logged() {
         param(&t, "AuthorizationType")["AllowedValues"],
         json!(["AWS_IAM", "NONE"])
     );
-    let methods = resources_of_type(&t, "AWS::ApiGateway::Method");
-    let defaults = Deployment::new(&t, &[]);
-    for (id, method) in &methods {
-        let p = props(method);
-        match p["HttpMethod"].as_str() {
-            // AuthorizationType, unless a Cognito user pool is set (see below).
-            Some("POST" | "DELETE") => assert_eq!(
-                defaults.resolve(&p["AuthorizationType"]),
-                Some(reference("AuthorizationType")),
-                "{id}"
-            ),
-            Some("OPTIONS") => {
-                assert_eq!(p["AuthorizationType"], json!("NONE"), "{id}");
-                assert_eq!(p["Integration"]["Type"], json!("MOCK"), "{id}");
-            }
-            other => panic!("unexpected method {other:?} in {id}"),
-        }
+    let (_, api) = resources_of_type(&t, "AWS::Serverless::Api")[0];
+    let p = props(api);
+    // Without a Cognito user pool (the default), POST and DELETE use AuthorizationType.
+    let paths = &Deployment::new(&t, &[])
+        .resolve(&p["DefinitionBody"]["paths"]["/invoke"])
+        .expect("/invoke");
+    for verb in ["post", "delete"] {
+        assert_eq!(
+            paths[verb]["x-amazon-apigateway-auth"]["type"],
+            reference("AuthorizationType"),
+            "{verb}"
+        );
     }
-    assert_eq!(methods.len(), 3);
-    let (_, api) = resources_of_type(&t, "AWS::ApiGateway::RestApi")[0];
     assert_eq!(
-        props(api)["EndpointConfiguration"]["Types"],
-        json!(["REGIONAL"])
+        paths["options"]["x-amazon-apigateway-auth"]["type"],
+        json!("NONE")
     );
-    let stages = resources_of_type(&t, "AWS::ApiGateway::Stage");
-    assert_eq!(stages.len(), 1);
-    assert_stage_throttled_and_logged(props(stages[0].1));
-    assert_eq!(as_number(&param_default(&t, "Timeout")), Some(900.0));
+    assert_eq!(
+        paths["options"]["x-amazon-apigateway-integration"]["type"],
+        json!("mock")
+    );
+    assert_eq!(
+        paths.as_object().map(|m| m.len()),
+        Some(3),
+        "POST, DELETE and OPTIONS only"
+    );
+    assert_eq!(p["EndpointConfiguration"]["Type"], json!("REGIONAL"));
+    assert_stage_throttled_and_logged(p);
+    // A streamed response cannot be cached, and no answer should be.
+    let settings = p["MethodSettings"].as_array().expect("MethodSettings");
+    assert!(settings.iter().all(|s| s["CachingEnabled"] == json!(false)));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1910,9 +1909,10 @@ fn stop_runtime_session_is_allowed_on_exactly_the_invoke_resources() {
 }
 
 // ------------------------------------------------------------------------------------------
-// Option 1: DELETE and the Cognito user pool authorizer (OpenAPI body)
+// Options 1 and 3: DELETE and the Cognito user pool authorizer (OpenAPI body)
 
-fn option1_invoke_path(resources: &BTreeMap<String, Value>) -> (&Value, &Value) {
+/// The `/invoke` path of the one `AWS::Serverless::Api`, and the whole OpenAPI body.
+fn api_invoke_path(resources: &BTreeMap<String, Value>) -> (&Value, &Value) {
     let api = resources
         .values()
         .find(|r| r["Type"] == json!("AWS::Serverless::Api"))
@@ -1922,164 +1922,103 @@ fn option1_invoke_path(resources: &BTreeMap<String, Value>) -> (&Value, &Value) 
 }
 
 #[test]
-fn option1_delete_matches_post_and_cognito_replaces_iam_when_a_pool_is_set() {
-    let t = load_template(&option("option1-api-gateway"));
+fn api_delete_matches_post_and_cognito_replaces_iam_when_a_pool_is_set() {
+    for (name, auth) in API_OPTIONS {
+        let t = load_template(&option(name));
 
-    // Default: IAM on POST and DELETE, no security scheme.
-    let d = Deployment::new(&t, &[]);
-    let deployed = d.resources();
-    let (path, body) = option1_invoke_path(&deployed);
-    assert_eq!(
-        path["delete"], path["post"],
-        "DELETE: same auth and integration as POST"
-    );
-    assert_eq!(
-        path["post"]["x-amazon-apigateway-auth"],
-        json!({"type": reference("ApiAuthType")})
-    );
-    assert!(path["post"].get("security").is_none());
-    assert!(body.get("components").is_none());
-
-    // With a user pool: the Cognito scheme on POST and DELETE, never on OPTIONS.
-    let d = Deployment::new(
-        &t,
-        &[
-            ("CognitoUserPoolArn", SAMPLE_USER_POOL_ARN),
-            ("CallerIdentity", "authorizer"),
-        ],
-    );
-    assert!(d.refusals().is_empty());
-    let deployed = d.resources();
-    let (path, body) = option1_invoke_path(&deployed);
-    assert_eq!(path["delete"], path["post"]);
-    for verb in ["post", "delete"] {
-        assert!(
-            path[verb].get("x-amazon-apigateway-auth").is_none(),
-            "{verb}"
+        // Default: IAM on POST and DELETE, no security scheme.
+        let d = Deployment::new(&t, &[]);
+        let deployed = d.resources();
+        let (path, body) = api_invoke_path(&deployed);
+        assert_eq!(
+            path["delete"], path["post"],
+            "{name}: DELETE: same auth and integration as POST"
         );
         assert_eq!(
-            path[verb]["security"],
-            json!([{"CognitoUserPool": []}]),
-            "{verb}"
+            path["post"]["x-amazon-apigateway-auth"],
+            json!({"type": reference(auth)}),
+            "{name}"
+        );
+        assert!(path["post"].get("security").is_none(), "{name}");
+        assert!(body.get("components").is_none(), "{name}");
+
+        // With a user pool: the Cognito scheme on POST and DELETE, never on OPTIONS.
+        let d = Deployment::new(
+            &t,
+            &[
+                ("CognitoUserPoolArn", SAMPLE_USER_POOL_ARN),
+                ("CallerIdentity", "authorizer"),
+            ],
+        );
+        assert!(d.refusals().is_empty(), "{name}");
+        let deployed = d.resources();
+        let (path, body) = api_invoke_path(&deployed);
+        assert_eq!(path["delete"], path["post"], "{name}");
+        for verb in ["post", "delete"] {
+            assert!(
+                path[verb].get("x-amazon-apigateway-auth").is_none(),
+                "{name}: {verb}"
+            );
+            assert_eq!(
+                path[verb]["security"],
+                json!([{"CognitoUserPool": []}]),
+                "{name}: {verb}"
+            );
+        }
+        assert_eq!(
+            path["options"]["x-amazon-apigateway-auth"]["type"],
+            json!("NONE")
+        );
+        let scheme = &body["components"]["securitySchemes"]["CognitoUserPool"];
+        assert_eq!(
+            scheme["x-amazon-apigateway-authtype"],
+            json!("cognito_user_pools")
+        );
+        assert_eq!(scheme["in"], json!("header"));
+        assert_eq!(scheme["name"], json!("Authorization"));
+        assert_eq!(
+            scheme["x-amazon-apigateway-authorizer"],
+            json!({"type": "cognito_user_pools", "providerARNs": [reference("CognitoUserPoolArn")]})
+        );
+        assert_eq!(
+            t["Conditions"]["HasUserPool"],
+            json!({"Fn::Not": [{"Fn::Equals": [reference("CognitoUserPoolArn"), ""]}]})
         );
     }
-    assert_eq!(
-        path["options"]["x-amazon-apigateway-auth"]["type"],
-        json!("NONE")
-    );
-    let scheme = &body["components"]["securitySchemes"]["CognitoUserPool"];
-    assert_eq!(
-        scheme["x-amazon-apigateway-authtype"],
-        json!("cognito_user_pools")
-    );
-    assert_eq!(scheme["in"], json!("header"));
-    assert_eq!(scheme["name"], json!("Authorization"));
-    assert_eq!(
-        scheme["x-amazon-apigateway-authorizer"],
-        json!({"type": "cognito_user_pools", "providerARNs": [reference("CognitoUserPoolArn")]})
-    );
-    assert_eq!(
-        t["Conditions"]["HasUserPool"],
-        json!({"Fn::Not": [{"Fn::Equals": [reference("CognitoUserPoolArn"), ""]}]})
-    );
+}
 
-    // API Gateway may invoke the function for POST and DELETE /invoke, nothing else.
-    let mut source_arns: Vec<String> = resources_of_type(&t, "AWS::Lambda::Permission")
-        .into_iter()
-        .map(|(_, p)| {
-            props(p)["SourceArn"]["Fn::Sub"]
+#[test]
+fn option1_lambda_permissions_name_post_and_delete_of_this_api_only() {
+    let t = load_template(&option("option1-api-gateway"));
+    // API Gateway may invoke the function for POST and DELETE /invoke, nothing else, and
+    // only from this account (aws:SourceAccount) and this API (aws:SourceArn).
+    let permissions = resources_of_type(&t, "AWS::Lambda::Permission");
+    let mut source_arns: Vec<String> = permissions
+        .iter()
+        .map(|(id, p)| {
+            assert_eq!(
+                props(p)["Principal"],
+                json!("apigateway.amazonaws.com"),
+                "{id}"
+            );
+            assert_eq!(
+                props(p)["SourceAccount"],
+                reference("AWS::AccountId"),
+                "{id}"
+            );
+            let arn = props(p)["SourceArn"]["Fn::Sub"]
                 .as_str()
-                .expect("SourceArn is a Fn::Sub")
-                .rsplit(":${Api}/")
-                .next()
-                .expect("path")
-                .to_owned()
+                .expect("SourceArn is a Fn::Sub");
+            let (prefix, path) = arn.split_once("${Api}/").expect("names ${Api}");
+            assert_eq!(
+                prefix, "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:",
+                "{id}"
+            );
+            path.to_owned()
         })
         .collect();
     source_arns.sort();
     assert_eq!(source_arns, ["*/DELETE/invoke", "*/POST/invoke"]);
-}
-
-// ------------------------------------------------------------------------------------------
-// Option 3: DELETE and the Cognito user pool authorizer (AWS::ApiGateway::*)
-
-#[test]
-fn option3_delete_matches_post_and_cognito_replaces_iam_when_a_pool_is_set() {
-    let t = load_template(&option("option3-api-gateway-streaming"));
-    let authorizers = resources_of_type(&t, "AWS::ApiGateway::Authorizer");
-    assert_eq!(authorizers.len(), 1);
-    let (authorizer_id, authorizer) = authorizers[0];
-    assert_eq!(authorizer["Condition"], json!("HasUserPool"));
-    assert_eq!(props(authorizer)["Type"], json!("COGNITO_USER_POOLS"));
-    assert_eq!(
-        props(authorizer)["ProviderARNs"],
-        json!([reference("CognitoUserPoolArn")])
-    );
-    assert_eq!(
-        props(authorizer)["IdentitySource"],
-        json!("method.request.header.Authorization")
-    );
-
-    let deployment_depends_on = resources_of_type(&t, "AWS::ApiGateway::Deployment")[0].1
-        ["DependsOn"]
-        .as_array()
-        .expect("DependsOn")
-        .clone();
-
-    for (overrides, pool) in [
-        (vec![], false),
-        (
-            vec![
-                ("CognitoUserPoolArn", SAMPLE_USER_POOL_ARN),
-                ("CallerIdentity", "authorizer"),
-            ],
-            true,
-        ),
-    ] {
-        let d = Deployment::new(&t, &overrides);
-        assert!(d.refusals().is_empty(), "{overrides:?}");
-        let deployed = d.resources();
-        assert_eq!(deployed.contains_key(authorizer_id), pool);
-        let method = |verb: &str| -> (String, Value) {
-            let (id, m) = deployed
-                .iter()
-                .find(|(_, r)| {
-                    r["Type"] == json!("AWS::ApiGateway::Method")
-                        && props(r)["HttpMethod"] == json!(verb)
-                })
-                .unwrap_or_else(|| panic!("{verb} method"));
-            (id.clone(), props(m).clone())
-        };
-        let (post_id, post) = method("POST");
-        let (delete_id, delete) = method("DELETE");
-        let (_, options) = method("OPTIONS");
-        for (verb, m) in [("POST", &post), ("DELETE", &delete)] {
-            if pool {
-                assert_eq!(
-                    m["AuthorizationType"],
-                    json!("COGNITO_USER_POOLS"),
-                    "{verb}"
-                );
-                assert_eq!(m["AuthorizerId"], reference(authorizer_id), "{verb}");
-            } else {
-                assert_eq!(
-                    m["AuthorizationType"],
-                    reference("AuthorizationType"),
-                    "{verb}"
-                );
-                assert!(m.get("AuthorizerId").is_none(), "{verb}");
-            }
-        }
-        assert_eq!(delete["Integration"], post["Integration"]);
-        assert_eq!(delete["ResourceId"], post["ResourceId"]);
-        assert_eq!(options["AuthorizationType"], json!("NONE"));
-        for id in [&post_id, &delete_id] {
-            assert!(
-                deployment_depends_on.contains(&json!(id)),
-                "the Deployment must wait for {id}"
-            );
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2279,7 +2218,7 @@ fn alarms_exist_only_with_an_email_and_watch_metrics_the_function_writes() {
 fn api_gateway_alarms_name_the_api_the_template_creates() {
     for (folder, api) in [
         ("option1-api-gateway", "Api"),
-        ("option3-api-gateway-streaming", "RestApi"),
+        ("option3-api-gateway-streaming", "Api"),
     ] {
         let t = load_template(&option(folder));
         let api_name = &props(&resources(&t)[api])["Name"];
@@ -2331,4 +2270,406 @@ fn the_dashboard_is_json_and_charts_the_metrics_the_function_writes() {
         assert!(charted.is_subset(&emitted), "{}: {charted:?}", option.name);
         assert!(charted.contains("Requests") && charted.contains("TimeToFirstByte"));
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Template guard rails (issue 14): no anonymous endpoint by accident, bounded cost, auth
+// changes that reach the stage, scoped trust, no raw events in the logs, a second scanner
+
+/// The parameter that switches each option's front-door auth off (`NONE`).
+const FRONT_DOORS: [(&str, &str); 3] = [
+    ("option1-api-gateway", "ApiAuthType"),
+    ("option2-lambda-url", "AuthType"),
+    ("option3-api-gateway-streaming", "AuthorizationType"),
+];
+
+/// The value a deployment gives `v`: a parameter's for a `Ref`, `v` itself otherwise.
+fn value_of(d: &Deployment<'_>, v: &Value) -> Value {
+    d.resolve(v).map(|v| d.eval(&v)).unwrap_or(Value::Null)
+}
+
+/// Does this deployment, as CloudFormation would create it, let a request reach the
+/// function with no auth at the front door (no SigV4, no authorizer)?
+fn front_door_is_open(name: &str, d: &Deployment<'_>) -> bool {
+    let deployed = d.resources();
+    if name == "option2-lambda-url" {
+        let (_, function) = deployed
+            .iter()
+            .find(|(_, r)| r["Type"] == json!("AWS::Serverless::Function"))
+            .expect("the function");
+        return value_of(d, &props(function)["FunctionUrlConfig"]["AuthType"]) == json!("NONE");
+    }
+    let (path, _) = api_invoke_path(&deployed);
+    ["post", "delete"].iter().any(|verb| {
+        let method = &path[*verb];
+        method.get("security").is_none()
+            && value_of(d, &method["x-amazon-apigateway-auth"]["type"]) == json!("NONE")
+    })
+}
+
+/// Every combination of the parameters that decide who may call, for one option: each
+/// one CloudFormation accepts (no rule refuses it) and that leaves the front door open
+/// must either verify a JWT in the function (issuer and audience named) or carry the
+/// operator's explicit AllowAnonymous=true.
+#[test]
+fn an_endpoint_is_anonymous_only_when_the_operator_says_so() {
+    for (name, auth) in FRONT_DOORS {
+        let t = load_template(&option(name));
+        let identities: Vec<String> = param(&t, "CallerIdentity")["AllowedValues"]
+            .as_array()
+            .expect("CallerIdentity AllowedValues")
+            .iter()
+            .map(|v| v.as_str().expect("string").to_owned())
+            .collect();
+        let pools: &[&str] = if name == "option2-lambda-url" {
+            &[""]
+        } else {
+            &["", SAMPLE_USER_POOL_ARN]
+        };
+        let (mut open_accepted, mut open_refused) = (0, 0);
+        for auth_value in ["AWS_IAM", "NONE"] {
+            for pool in pools {
+                for identity in &identities {
+                    for allow in ["false", "true"] {
+                        for issuer in ["", SAMPLE_ISSUER] {
+                            for audience in ["", "client1"] {
+                                let mut overrides = vec![
+                                    (auth, auth_value),
+                                    ("CallerIdentity", identity.as_str()),
+                                    ("AllowAnonymous", allow),
+                                    ("JwtIssuer", issuer),
+                                    ("JwtAudience", audience),
+                                    // A JWT beside SigV4 needs a header of its own (a rule).
+                                    ("JwtHeader", "x-auth-token"),
+                                ];
+                                if !pool.is_empty() {
+                                    overrides.push(("CognitoUserPoolArn", pool));
+                                }
+                                let d = Deployment::new(&t, &overrides);
+                                let open = front_door_is_open(name, &d);
+                                let accepted = d.refusals().is_empty();
+                                let verified_jwt =
+                                    identity == "jwt" && !issuer.is_empty() && !audience.is_empty();
+                                if open && accepted {
+                                    open_accepted += 1;
+                                    assert!(
+                                        verified_jwt || allow == "true",
+                                        "{name}: an open endpoint without AllowAnonymous: {overrides:?}"
+                                    );
+                                }
+                                if open && !accepted && !verified_jwt && allow == "false" {
+                                    open_refused += 1;
+                                }
+                                if accepted && identity == "anonymous" {
+                                    assert_eq!(allow, "true", "{name}: {overrides:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The loop saw both sides: open endpoints accepted (with a JWT or the explicit yes)
+        // and open endpoints refused (without either).
+        assert!(open_accepted > 0 && open_refused > 0, "{name}");
+        // And the plain case, by name: no auth and no opt-in fails to create.
+        let d = Deployment::new(&t, &[(auth, "NONE"), ("CallerIdentity", "anonymous")]);
+        assert!(front_door_is_open(name, &d), "{name}");
+        assert!(
+            !d.refusals().is_empty(),
+            "{name}: {auth}=NONE without AllowAnonymous"
+        );
+    }
+}
+
+#[test]
+fn every_function_has_reserved_concurrency_with_an_explicit_way_out() {
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        let p = param(&t, "ReservedConcurrency");
+        assert_eq!(p["Type"], json!("Number"), "{name}");
+        let default = as_number(&param_default(&t, "ReservedConcurrency")).expect("a default");
+        assert!(
+            (1.0..=100.0).contains(&default),
+            "{name}: a default that bounds cost ({default})"
+        );
+        assert_eq!(as_number(&p["MinValue"]), Some(-1.0), "{name}");
+        let (function_id, function) = the_function(&t);
+        assert_eq!(
+            props(function)["ReservedConcurrentExecutions"],
+            json!({"Fn::If": ["ReserveConcurrency", reference("ReservedConcurrency"), reference("AWS::NoValue")]}),
+            "{name}"
+        );
+        for (value, expected) in [
+            ("20", Some(json!("20"))),
+            ("0", Some(json!("0"))),
+            ("-1", None),
+        ] {
+            let d = Deployment::new(&t, &[("ReservedConcurrency", value)]);
+            let deployed = d.resources();
+            let reserved = props(&deployed[function_id])
+                .get("ReservedConcurrentExecutions")
+                .map(|v| value_of(&d, v));
+            assert_eq!(reserved, expected, "{name}: ReservedConcurrency={value}");
+        }
+    }
+}
+
+#[test]
+fn streaming_timeouts_are_sized_to_the_agent_not_to_fifteen_minutes() {
+    for name in ["option2-lambda-url", "option3-api-gateway-streaming"] {
+        let t = load_template(&option(name));
+        let (_, function) = the_function(&t);
+        assert_eq!(props(function)["Timeout"], reference("Timeout"), "{name}");
+        let default = as_number(&param_default(&t, "Timeout")).expect("a default");
+        // A streamed invocation runs on, billed, after its client goes away: the default
+        // bounds that, well below Lambda's 900 s ceiling (which stays reachable).
+        assert!(default <= 300.0, "{name}: Timeout default {default}");
+        assert_eq!(as_number(&param(&t, "Timeout")["MaxValue"]), Some(900.0));
+    }
+    // Option 3: API Gateway never gives up before the function does (by default).
+    let t = load_template(&option("option3-api-gateway-streaming"));
+    let timeout = as_number(&param_default(&t, "Timeout")).expect("Timeout");
+    let integration = as_number(&param_default(&t, "IntegrationTimeoutMs")).expect("ms");
+    assert!(
+        timeout * 1000.0 <= integration,
+        "{timeout} s > {integration} ms"
+    );
+    // Option 1 keeps its literal 29 s (see option1_gives_up_before_api_gateway_does).
+    let t = load_template(&option("option1-api-gateway"));
+    assert!(t["Parameters"].get("Timeout").is_none());
+}
+
+/// API Gateway REST deployments are snapshots: the stage sees a method's new auth only
+/// through a new deployment. Both APIs are AWS::Serverless::Api with AlwaysDeploy, so every
+/// stack update makes one; a hand-written AWS::ApiGateway::Deployment (whose logical id
+/// never changes) would leave the stage on the old auth.
+#[test]
+fn api_stages_pick_up_auth_changes_on_every_stack_update() {
+    for (name, auth) in API_OPTIONS {
+        let t = load_template(&option(name));
+        let apis = resources_of_type(&t, "AWS::Serverless::Api");
+        assert_eq!(apis.len(), 1, "{name}");
+        assert_eq!(props(apis[0].1)["AlwaysDeploy"], json!(true), "{name}");
+        for hand_written in [
+            "AWS::ApiGateway::Deployment",
+            "AWS::ApiGateway::Stage",
+            "AWS::ApiGateway::Method",
+            "AWS::ApiGateway::RestApi",
+        ] {
+            assert!(
+                resources_of_type(&t, hand_written).is_empty(),
+                "{name}: {hand_written} outside the redeployed definition"
+            );
+        }
+        // The auth lives in the definition that is redeployed.
+        let body = &props(apis[0].1)["DefinitionBody"];
+        assert!(references_param_anywhere(body, auth), "{name}: {auth}");
+        assert!(
+            references_param_anywhere(body, "CognitoUserPoolArn"),
+            "{name}"
+        );
+    }
+}
+
+fn references_param_anywhere(v: &Value, name: &str) -> bool {
+    all_values(v).iter().any(|x| references_param(x, name))
+}
+
+/// Every role a service other than Lambda may assume names the account and the source
+/// (confused deputy): API Gateway's invoke role in option 3 (option 1 has none: Lambda
+/// permissions with SourceArn and SourceAccount, checked above).
+#[test]
+fn service_roles_trust_only_this_account_and_its_apis() {
+    let mut apigateway_roles = 0;
+    for option in OPTIONS {
+        let t = load_template(&option);
+        for (id, role) in resources_of_type(&t, "AWS::IAM::Role") {
+            let statements = props(role)["AssumeRolePolicyDocument"]["Statement"]
+                .as_array()
+                .expect("trust statements");
+            for statement in statements {
+                let service = statement["Principal"]["Service"].as_str().expect("service");
+                if service == "lambda.amazonaws.com" {
+                    continue;
+                }
+                assert_eq!(service, "apigateway.amazonaws.com", "{}: {id}", option.name);
+                apigateway_roles += 1;
+                let condition = &statement["Condition"];
+                assert_eq!(
+                    condition["StringEquals"]["aws:SourceAccount"],
+                    reference("AWS::AccountId"),
+                    "{}: {id}",
+                    option.name
+                );
+                let source = condition["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+                    .as_str()
+                    .expect("aws:SourceArn is a Fn::Sub");
+                assert!(
+                    source.starts_with(
+                        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                    ),
+                    "{}: {id}: {source}",
+                    option.name
+                );
+            }
+        }
+    }
+    assert_eq!(apigateway_roles, 1, "option 3's invoke role");
+}
+
+#[test]
+fn no_log_level_lets_the_runtime_or_the_sdk_log_raw_events() {
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        assert_eq!(param_default(&t, "LogLevel"), json!("INFO"), "{name}");
+        let allowed: Vec<&str> = param(&t, "LogLevel")["AllowedValues"]
+            .as_array()
+            .expect("LogLevel is a closed list")
+            .iter()
+            .map(|v| v.as_str().expect("string"))
+            .collect();
+        // TRACE: lambda_runtime logs the raw event, the SDK whole requests and responses.
+        assert!(
+            !allowed.iter().any(|l| l.eq_ignore_ascii_case("trace")),
+            "{name}: {allowed:?}"
+        );
+        assert_eq!(
+            allowed,
+            ["DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
+            "{name}"
+        );
+        let (_, function) = the_function(&t);
+        let logging = &props(function)["LoggingConfig"];
+        assert_eq!(
+            logging["ApplicationLogLevel"],
+            reference("LogLevel"),
+            "{name}"
+        );
+        assert_eq!(logging["SystemLogLevel"], json!("WARN"), "{name}");
+        // RUST_LOG would win over the level (agentcore-core's telemetry): never set here.
+        assert!(!env_vars(function).contains_key("RUST_LOG"), "{name}");
+    }
+}
+
+/// The checkov rules each template skips, and where: a new skip (or a skip moved to
+/// another resource) is a decision to make here, with its reason in the template.
+const CHECKOV_SKIPS: [(&str, &str, &[&str]); 13] = [
+    ("option1-api-gateway", "FunctionLogGroup", &["CKV_AWS_158"]),
+    ("option1-api-gateway", "ApiAccessLogGroup", &["CKV_AWS_158"]),
+    (
+        "option1-api-gateway",
+        "AgentFunction",
+        &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+    ),
+    ("option1-api-gateway", "Api", &["CKV_AWS_73", "CKV_AWS_120"]),
+    ("option1-api-gateway", "AlarmTopic", &["CKV_AWS_26"]),
+    ("option2-lambda-url", "FunctionLogGroup", &["CKV_AWS_158"]),
+    (
+        "option2-lambda-url",
+        "AgentFunction",
+        &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+    ),
+    ("option2-lambda-url", "AlarmTopic", &["CKV_AWS_26"]),
+    (
+        "option3-api-gateway-streaming",
+        "FunctionLogGroup",
+        &["CKV_AWS_158"],
+    ),
+    (
+        "option3-api-gateway-streaming",
+        "ApiAccessLogGroup",
+        &["CKV_AWS_158"],
+    ),
+    (
+        "option3-api-gateway-streaming",
+        "AgentFunction",
+        &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+    ),
+    (
+        "option3-api-gateway-streaming",
+        "Api",
+        &["CKV_AWS_73", "CKV_AWS_120"],
+    ),
+    (
+        "option3-api-gateway-streaming",
+        "AlarmTopic",
+        &["CKV_AWS_26"],
+    ),
+];
+
+#[test]
+fn every_checkov_skip_is_listed_and_says_why() {
+    let mut found: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for option in OPTIONS {
+        let t = load_template(&option);
+        for (id, resource) in resources(&t) {
+            let Some(skips) = resource.pointer("/Metadata/checkov/skip") else {
+                continue;
+            };
+            for skip in skips.as_array().expect("a list of skips") {
+                let rule = skip["id"].as_str().expect("id");
+                assert!(
+                    rule.starts_with("CKV_AWS_") || rule.starts_with("CKV2_AWS_"),
+                    "{}: {id}: {rule}",
+                    option.name
+                );
+                let why = skip["comment"].as_str().unwrap_or("");
+                assert!(
+                    why.split_whitespace().count() >= 8,
+                    "{}: {id} skips {rule} without saying why",
+                    option.name
+                );
+                found.insert((option.name.to_owned(), id.clone(), rule.to_owned()));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String, String)> = CHECKOV_SKIPS
+        .iter()
+        .flat_map(|(o, r, ids)| {
+            ids.iter()
+                .map(move |i| ((*o).to_owned(), (*r).to_owned(), (*i).to_owned()))
+        })
+        .collect();
+    assert_eq!(found, expected);
+
+    // No rule is skipped wholesale: the config keeps checkov offline and on CloudFormation.
+    let text = fs::read_to_string(workspace_root().join(".checkov.yaml")).expect(".checkov.yaml");
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    assert!(config.get("skip-check").is_none());
+    assert_eq!(
+        config["framework"],
+        serde_yaml::from_str::<serde_yaml::Value>("[cloudformation]").expect("yaml")
+    );
+    assert_eq!(config["skip-download"], serde_yaml::Value::Bool(true));
+}
+
+/// `make lint` runs checkov, pinned, on the three templates with the config above.
+#[test]
+fn make_lint_runs_a_pinned_checkov_on_every_template() {
+    let makefile = fs::read_to_string(workspace_root().join("Makefile")).expect("Makefile");
+    let version = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("CHECKOV_VERSION := "))
+        .expect("CHECKOV_VERSION pinned");
+    assert!(
+        version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok()),
+        "an exact version: {version}"
+    );
+    let lint: Vec<&str> = makefile
+        .split("\nlint:")
+        .nth(1)
+        .expect("a lint target")
+        .lines()
+        .take_while(|l| l.starts_with('\t') || l.starts_with(' ') || !l.contains(':'))
+        .collect();
+    assert!(lint[0].contains("$(CHECKOV_STAMP)"), "{:?}", lint[0]);
+    assert!(
+        lint.iter().any(
+            |l| l.contains("checkov --config-file .checkov.yaml") && l.contains("$(TEMPLATES)")
+        ),
+        "{lint:?}"
+    );
 }
