@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use http::StatusCode;
 use serde_json::json;
 
 /// A request failure, ready to be shown to the API caller.
@@ -181,77 +182,109 @@ impl UpstreamKind {
         }
     }
 
-    /// HTTP status for the API caller.
-    pub fn status(self) -> u16 {
+    /// The caller-facing facts of this kind, in one place: status, stable code, retry
+    /// advice and the client-safe message (what happened and what to do, no internals).
+    pub const fn describe(self) -> (ErrorFacts, &'static str) {
+        use Retry::{After, Later, No};
+        use StatusCode as S;
         match self {
-            Self::Validation => 400,
-            Self::TokenRejected => 403,
-            Self::Conflict => 409,
-            Self::Throttled | Self::QuotaExceeded => 429,
-            Self::Timeout => 504,
-            Self::AccessDenied
-            | Self::NotFound
-            | Self::AgentFailed
-            | Self::Internal
-            | Self::Unavailable
-            | Self::Reset
-            | Self::ResponseTooLarge
-            | Self::Unknown => 502,
+            Self::Validation => (facts(S::BAD_REQUEST, "upstream_validation", No),
+                "The agent runtime rejected the request as invalid: check the prompt and fields you sent"),
+            Self::AccessDenied => (facts(S::BAD_GATEWAY, "upstream_access_denied", No),
+                "The API is not allowed to invoke its agent: the operator must check the function's IAM permissions and runtime ARN"),
+            Self::TokenRejected => (facts(S::FORBIDDEN, "token_rejected", No),
+                "The agent runtime rejected the bearer token: sign in again and retry"),
+            Self::NotFound => (facts(S::BAD_GATEWAY, "agent_not_found", No),
+                "The agent this API points at was not found: the operator must check the runtime ARN and qualifier"),
+            Self::Conflict => (facts(S::CONFLICT, "session_busy", After(1)),
+                "This session is busy with another request: retry when it has finished"),
+            Self::AgentFailed => (facts(S::BAD_GATEWAY, "agent_error", No),
+                "The agent failed while handling the request: retry, and report it if it keeps happening"),
+            Self::Throttled => (facts(S::TOO_MANY_REQUESTS, "throttled", After(1)),
+                "Too many requests to the agent: retry after a short delay"),
+            Self::QuotaExceeded => (facts(S::TOO_MANY_REQUESTS, "quota_exceeded", After(30)),
+                "The agent's service quota is exhausted: retry later"),
+            Self::Internal => (facts(S::BAD_GATEWAY, "upstream_error", Later),
+                "The agent runtime had an internal error: retry after a short delay"),
+            Self::Timeout => (facts(S::GATEWAY_TIMEOUT, "upstream_timeout", Later),
+                "The agent did not answer in time: retry, or ask a shorter question"),
+            Self::Unavailable => (facts(S::BAD_GATEWAY, "upstream_unavailable", Later),
+                "The agent runtime could not be reached: retry after a short delay"),
+            Self::Reset => (facts(S::BAD_GATEWAY, "upstream_reset", Later),
+                "The connection to the agent broke before the answer was complete: retry"),
+            Self::ResponseTooLarge => (facts(S::BAD_GATEWAY, "response_too_large", No),
+                "The agent's answer is larger than this buffered API can return: use the streaming endpoint"),
+            Self::Unknown => (facts(S::BAD_GATEWAY, "upstream_error", No),
+                "The agent runtime returned an unexpected error: retry after a short delay"),
         }
+    }
+
+    /// Every kind, for the documentation test and [`catalogue`].
+    pub const ALL: [Self; 14] = [
+        Self::Validation,
+        Self::AccessDenied,
+        Self::TokenRejected,
+        Self::NotFound,
+        Self::Conflict,
+        Self::AgentFailed,
+        Self::Throttled,
+        Self::QuotaExceeded,
+        Self::Internal,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Reset,
+        Self::ResponseTooLarge,
+        Self::Unknown,
+    ];
+
+    /// HTTP status for the API caller.
+    pub const fn status(self) -> StatusCode {
+        self.describe().0.status
     }
 
     /// Stable error code for the API caller.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Validation => "upstream_validation",
-            Self::AccessDenied => "upstream_access_denied",
-            Self::TokenRejected => "token_rejected",
-            Self::NotFound => "agent_not_found",
-            Self::Conflict => "session_busy",
-            Self::AgentFailed => "agent_error",
-            Self::Throttled => "throttled",
-            Self::QuotaExceeded => "quota_exceeded",
-            Self::Internal => "upstream_error",
-            Self::Timeout => "upstream_timeout",
-            Self::Unavailable => "upstream_unavailable",
-            Self::Reset => "upstream_reset",
-            Self::ResponseTooLarge => "response_too_large",
-            Self::Unknown => "upstream_error",
-        }
+    pub const fn code(self) -> &'static str {
+        self.describe().0.code
     }
 
     /// Client-safe message: what happened and what to do, without internals.
-    pub fn client_message(self) -> &'static str {
-        match self {
-            Self::Validation => "The agent runtime rejected the request as invalid: check the prompt and fields you sent",
-            Self::AccessDenied => "The API is not allowed to invoke its agent: the operator must check the function's IAM permissions and runtime ARN",
-            Self::TokenRejected => "The agent runtime rejected the bearer token: sign in again and retry",
-            Self::NotFound => "The agent this API points at was not found: the operator must check the runtime ARN and qualifier",
-            Self::Conflict => "This session is busy with another request: retry when it has finished",
-            Self::AgentFailed => "The agent failed while handling the request: retry, and report it if it keeps happening",
-            Self::Throttled => "Too many requests to the agent: retry after a short delay",
-            Self::QuotaExceeded => "The agent's service quota is exhausted: retry later",
-            Self::Internal => "The agent runtime had an internal error: retry after a short delay",
-            Self::Timeout => "The agent did not answer in time: retry, or ask a shorter question",
-            Self::Unavailable => "The agent runtime could not be reached: retry after a short delay",
-            Self::Reset => "The connection to the agent broke before the answer was complete: retry",
-            Self::ResponseTooLarge => "The agent's answer is larger than this buffered API can return: use the streaming endpoint",
-            Self::Unknown => "The agent runtime returned an unexpected error: retry after a short delay",
-        }
+    pub const fn client_message(self) -> &'static str {
+        self.describe().1
     }
 
     /// Whether retrying the same request later may succeed.
-    pub fn retryable(self) -> bool {
-        matches!(
-            self,
-            Self::Conflict
-                | Self::Throttled
-                | Self::QuotaExceeded
-                | Self::Internal
-                | Self::Timeout
-                | Self::Unavailable
-                | Self::Reset
-        )
+    pub const fn retryable(self) -> bool {
+        !matches!(self.describe().0.retry, Retry::No)
+    }
+}
+
+/// Whether, and when, a caller may retry a failed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The same request will fail the same way: fix it (or the deployment) first.
+    No,
+    /// A later retry may succeed.
+    Later,
+    /// Retry after this many seconds (sent as `Retry-After`).
+    After(u32),
+}
+
+/// What the caller learns about one kind of failure besides its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorFacts {
+    /// The HTTP status (before the first byte; in-band errors carry only the code).
+    pub status: StatusCode,
+    /// The stable code in `{"error": {"code": ...}}`, listed in the README's error table.
+    pub code: &'static str,
+    /// Retry advice.
+    pub retry: Retry,
+}
+
+const fn facts(status: StatusCode, code: &'static str, retry: Retry) -> ErrorFacts {
+    ErrorFacts {
+        status,
+        code,
+        retry,
     }
 }
 
@@ -313,63 +346,49 @@ impl From<UpstreamError> for ApiError {
 }
 
 impl ApiError {
-    /// HTTP status for the API caller.
-    pub fn status(&self) -> u16 {
+    /// The caller-facing facts of this error (its message is the variant's `Display`).
+    pub const fn facts(&self) -> ErrorFacts {
+        use Retry::No;
+        use StatusCode as S;
         match self {
-            Self::MethodNotAllowed(_) => 405,
-            Self::UnsupportedMediaType(_) => 415,
-            Self::BodyTooLarge { .. } => 413,
-            Self::MissingToken(_)
-            | Self::MissingIdentity
-            | Self::InvalidToken
-            | Self::TokenExpired
-            | Self::TokenNotYetValid => 401,
-            Self::TokenNotAccepted | Self::InsufficientScope => 403,
-            Self::SessionNotFound => 404,
-            Self::Internal(_) => 500,
-            Self::Upstream(e) => e.kind.status(),
-            Self::EmptyBody
-            | Self::InvalidEncoding
-            | Self::InvalidJson(_)
-            | Self::NotAnObject(_)
-            | Self::MissingPrompt
-            | Self::EmptyPrompt
-            | Self::PromptNotString(_)
-            | Self::InvalidField { .. }
-            | Self::InvalidSessionId(_)
-            | Self::MissingSessionId
-            | Self::HeaderTooLarge { .. } => 400,
+            Self::MethodNotAllowed(_) => facts(S::METHOD_NOT_ALLOWED, "method_not_allowed", No),
+            Self::UnsupportedMediaType(_) => {
+                facts(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", No)
+            }
+            Self::EmptyBody => facts(S::BAD_REQUEST, "empty_body", No),
+            Self::BodyTooLarge { .. } => facts(S::PAYLOAD_TOO_LARGE, "body_too_large", No),
+            Self::InvalidEncoding => facts(S::BAD_REQUEST, "invalid_encoding", No),
+            Self::InvalidJson(_) | Self::NotAnObject(_) => {
+                facts(S::BAD_REQUEST, "invalid_json", No)
+            }
+            Self::MissingPrompt => facts(S::BAD_REQUEST, "missing_prompt", No),
+            Self::EmptyPrompt => facts(S::BAD_REQUEST, "empty_prompt", No),
+            Self::PromptNotString(_) => facts(S::BAD_REQUEST, "invalid_prompt", No),
+            Self::InvalidField { .. } => facts(S::BAD_REQUEST, "invalid_field", No),
+            Self::InvalidSessionId(_) => facts(S::BAD_REQUEST, "invalid_session_id", No),
+            Self::HeaderTooLarge { .. } => facts(S::BAD_REQUEST, "header_too_large", No),
+            Self::MissingToken(_) => facts(S::UNAUTHORIZED, "missing_token", No),
+            Self::MissingIdentity => facts(S::UNAUTHORIZED, "missing_identity", No),
+            Self::InvalidToken => facts(S::UNAUTHORIZED, "invalid_token", No),
+            Self::TokenExpired => facts(S::UNAUTHORIZED, "token_expired", No),
+            Self::TokenNotYetValid => facts(S::UNAUTHORIZED, "token_not_yet_valid", No),
+            Self::TokenNotAccepted => facts(S::FORBIDDEN, "token_not_accepted", No),
+            Self::InsufficientScope => facts(S::FORBIDDEN, "insufficient_scope", No),
+            Self::MissingSessionId => facts(S::BAD_REQUEST, "missing_session_id", No),
+            Self::SessionNotFound => facts(S::NOT_FOUND, "session_not_found", No),
+            Self::Internal(_) => facts(S::INTERNAL_SERVER_ERROR, "internal_error", Retry::Later),
+            Self::Upstream(e) => e.kind.describe().0,
         }
     }
 
+    /// HTTP status for the API caller.
+    pub const fn status(&self) -> StatusCode {
+        self.facts().status
+    }
+
     /// Stable, documented error code for the API caller.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::EmptyBody => "empty_body",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::InvalidEncoding => "invalid_encoding",
-            Self::InvalidJson(_) => "invalid_json",
-            Self::NotAnObject(_) => "invalid_json",
-            Self::MissingPrompt => "missing_prompt",
-            Self::EmptyPrompt => "empty_prompt",
-            Self::PromptNotString(_) => "invalid_prompt",
-            Self::InvalidField { .. } => "invalid_field",
-            Self::InvalidSessionId(_) => "invalid_session_id",
-            Self::HeaderTooLarge { .. } => "header_too_large",
-            Self::MissingToken(_) => "missing_token",
-            Self::MissingIdentity => "missing_identity",
-            Self::InvalidToken => "invalid_token",
-            Self::TokenExpired => "token_expired",
-            Self::TokenNotYetValid => "token_not_yet_valid",
-            Self::TokenNotAccepted => "token_not_accepted",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::MissingSessionId => "missing_session_id",
-            Self::SessionNotFound => "session_not_found",
-            Self::Internal(_) => "internal_error",
-            Self::Upstream(e) => e.kind.code(),
-        }
+    pub const fn code(&self) -> &'static str {
+        self.facts().code
     }
 
     /// The JSON error document: `{"error": {"code": ..., "message": ...}}`.
@@ -378,15 +397,10 @@ impl ApiError {
     }
 
     /// Seconds the caller should wait before retrying, for the `Retry-After` header.
-    pub fn retry_after(&self) -> Option<u32> {
-        match self {
-            Self::Upstream(e)
-                if matches!(e.kind, UpstreamKind::Throttled | UpstreamKind::Conflict) =>
-            {
-                Some(1)
-            }
-            Self::Upstream(e) if e.kind == UpstreamKind::QuotaExceeded => Some(30),
-            _ => None,
+    pub const fn retry_after(&self) -> Option<u32> {
+        match self.facts().retry {
+            Retry::After(secs) => Some(secs),
+            Retry::No | Retry::Later => None,
         }
     }
 
@@ -398,6 +412,76 @@ impl ApiError {
             other => other.to_string(),
         }
     }
+}
+
+/// Every status and code a caller can receive: one error of each variant, and each upstream
+/// kind. The README's error table is tested against it.
+pub fn catalogue() -> Vec<ErrorFacts> {
+    let samples = [
+        ApiError::MethodNotAllowed(String::new()),
+        ApiError::UnsupportedMediaType(String::new()),
+        ApiError::EmptyBody,
+        ApiError::BodyTooLarge { size: 0, limit: 0 },
+        ApiError::InvalidEncoding,
+        ApiError::InvalidJson(String::new()),
+        ApiError::NotAnObject(""),
+        ApiError::MissingPrompt,
+        ApiError::EmptyPrompt,
+        ApiError::PromptNotString(""),
+        ApiError::InvalidField {
+            field: "",
+            reason: "",
+        },
+        ApiError::InvalidSessionId(""),
+        ApiError::HeaderTooLarge {
+            name: String::new(),
+            limit: 0,
+        },
+        ApiError::MissingToken(String::new()),
+        ApiError::MissingIdentity,
+        ApiError::InvalidToken,
+        ApiError::TokenExpired,
+        ApiError::TokenNotYetValid,
+        ApiError::TokenNotAccepted,
+        ApiError::InsufficientScope,
+        ApiError::MissingSessionId,
+        ApiError::SessionNotFound,
+        ApiError::Internal(String::new()),
+    ];
+    // A new variant fails to compile here until it is added to `samples` above.
+    for sample in &samples {
+        match sample {
+            ApiError::MethodNotAllowed(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::EmptyBody
+            | ApiError::BodyTooLarge { .. }
+            | ApiError::InvalidEncoding
+            | ApiError::InvalidJson(_)
+            | ApiError::NotAnObject(_)
+            | ApiError::MissingPrompt
+            | ApiError::EmptyPrompt
+            | ApiError::PromptNotString(_)
+            | ApiError::InvalidField { .. }
+            | ApiError::InvalidSessionId(_)
+            | ApiError::HeaderTooLarge { .. }
+            | ApiError::MissingToken(_)
+            | ApiError::MissingIdentity
+            | ApiError::InvalidToken
+            | ApiError::TokenExpired
+            | ApiError::TokenNotYetValid
+            | ApiError::TokenNotAccepted
+            | ApiError::InsufficientScope
+            | ApiError::MissingSessionId
+            | ApiError::SessionNotFound
+            | ApiError::Internal(_)
+            | ApiError::Upstream(_) => {}
+        }
+    }
+    samples
+        .iter()
+        .map(ApiError::facts)
+        .chain(UpstreamKind::ALL.iter().map(|k| k.describe().0))
+        .collect()
 }
 
 /// Name of a JSON value's type, for error messages.
@@ -456,7 +540,11 @@ mod tests {
         ];
         for (ty, upstream_status, status, code) in cases {
             let kind = UpstreamKind::from_error_type(ty, upstream_status);
-            assert_eq!((kind.status(), kind.code()), (status, code), "{ty}");
+            assert_eq!(
+                (kind.status().as_u16(), kind.code()),
+                (status, code),
+                "{ty}"
+            );
         }
     }
 
@@ -496,7 +584,7 @@ mod tests {
     #[test]
     fn a_caught_panic_is_a_500_without_its_message() {
         let e = ApiError::Internal("panicked at src/lib.rs:1: secret".into());
-        assert_eq!((e.status(), e.code()), (500, "internal_error"));
+        assert_eq!((e.status().as_u16(), e.code()), (500, "internal_error"));
         assert!(!e.to_json().to_string().contains("secret"));
         assert!(e.log_detail().contains("secret"));
     }

@@ -113,7 +113,7 @@ impl Gateway {
                     String::new(),
                     None,
                 );
-                record.status = err.status();
+                record.status = err.status().as_u16();
                 record.code = Some(err.code());
                 record.outcome = Outcome::Refused;
                 record.finish();
@@ -216,7 +216,7 @@ impl Gateway {
         body: impl FnOnce(String) -> B,
     ) -> Response<B> {
         log_done(req.method(), err, session, started);
-        record.status = err.status();
+        record.status = err.status().as_u16();
         record.code = Some(err.code());
         record.outcome = Outcome::Refused;
         if let Some(session) = session {
@@ -445,7 +445,7 @@ impl Gateway {
         session: Option<&str>,
         body: impl FnOnce(String) -> B,
     ) -> Response<B> {
-        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let status = err.status();
         let mut resp = self.response(status, session, body(err.to_json().to_string()));
         set_content_type(&mut resp, "application/json");
         if let Some(secs) = err.retry_after() {
@@ -568,7 +568,7 @@ fn caught(panic: &(dyn std::any::Any + Send)) -> ApiError {
 /// here (the operator's log), never to the caller; the prompt and tokens are never logged.
 fn log_done(method: &Method, err: &ApiError, session: Option<&str>, started: Instant) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    let status = err.status();
+    let status = err.status().as_u16();
     if status >= 500 {
         tracing::error!(%method, status, session_id = session, elapsed_ms, code = err.code(), detail = %err.log_detail(), "request failed");
     } else {

@@ -409,7 +409,7 @@ mod tests {
         let c = config(&[("AGENTCORE_AUTH_MODE", "oauth")]);
         let mut h = json_headers();
         let err = parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &c).expect_err("no token");
-        assert_eq!((err.status(), err.code()), (401, "missing_token"));
+        assert_eq!((err.status().as_u16(), err.code()), (401, "missing_token"));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer abc.def"),
@@ -469,7 +469,7 @@ mod tests {
         for (body, status, code) in cases {
             let err = parse(&body).expect_err(&body);
             assert_eq!(
-                (err.status(), err.code()),
+                (err.status().as_u16(), err.code()),
                 (status, code),
                 "body {body:?}: {err}"
             );
@@ -486,7 +486,10 @@ mod tests {
             &config(&[]),
         )
         .expect_err("bad utf8");
-        assert_eq!((err.status(), err.code()), (400, "invalid_encoding"));
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (400, "invalid_encoding")
+        );
     }
 
     #[test]
@@ -494,7 +497,10 @@ mod tests {
         for m in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
             let err = parse_parts(&m, &json_headers(), br#"{"prompt":"x"}"#, &config(&[]))
                 .expect_err("method");
-            assert_eq!((err.status(), err.code()), (405, "method_not_allowed"));
+            assert_eq!(
+                (err.status().as_u16(), err.code()),
+                (405, "method_not_allowed")
+            );
         }
         for ct in [
             "text/plain",
@@ -506,7 +512,7 @@ mod tests {
             let err =
                 parse_parts(&Method::POST, &h, br#"{"prompt":"x"}"#, &config(&[])).expect_err(ct);
             assert_eq!(
-                (err.status(), err.code()),
+                (err.status().as_u16(), err.code()),
                 (415, "unsupported_media_type"),
                 "{ct}"
             );

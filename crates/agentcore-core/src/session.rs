@@ -96,7 +96,10 @@ mod tests {
         assert!(SessionId::parse(&"a".repeat(256)).is_ok());
         assert!(SessionId::parse(&"a".repeat(257)).is_err());
         let short = SessionId::parse("1234567890123456").expect_err("16 chars");
-        assert_eq!((short.status(), short.code()), (400, "invalid_session_id"));
+        assert_eq!(
+            (short.status().as_u16(), short.code()),
+            (400, "invalid_session_id")
+        );
         assert!(short.to_string().contains("33"));
     }
 

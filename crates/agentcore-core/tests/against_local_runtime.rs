@@ -162,7 +162,7 @@ async fn a_wrong_secret_is_a_typed_sdk_error_then_502_upstream_access_denied() {
     );
     let mapped = ApiError::from(map_sdk_error(err));
     assert_eq!(
-        (mapped.status(), mapped.code()),
+        (mapped.status().as_u16(), mapped.code()),
         (502, "upstream_access_denied")
     );
     assert!(!mapped.to_json().to_string().contains("arn:aws"));
@@ -209,7 +209,7 @@ async fn a_stale_signature_is_refused() {
     );
     let mapped = ApiError::from(map_sdk_error(err));
     assert_eq!(
-        (mapped.status(), mapped.code()),
+        (mapped.status().as_u16(), mapped.code()),
         (502, "upstream_access_denied")
     );
     server.shutdown().await;
@@ -237,7 +237,7 @@ async fn a_16_character_session_id_is_a_validation_exception_then_400() {
     );
     let mapped = ApiError::from(map_sdk_error(err));
     assert_eq!(
-        (mapped.status(), mapped.code()),
+        (mapped.status().as_u16(), mapped.code()),
         (400, "upstream_validation")
     );
 
@@ -250,7 +250,7 @@ async fn a_16_character_session_id_is_a_validation_exception_then_400() {
     )
     .expect_err("refused locally");
     assert_eq!(
-        (local_err.status(), local_err.code()),
+        (local_err.status().as_u16(), local_err.code()),
         (400, "invalid_session_id")
     );
     server.shutdown().await;
@@ -278,7 +278,7 @@ async fn every_injected_fault_maps_to_its_documented_status_and_code() {
         );
         let err = ApiError::from(client.invoke(&inv).await.expect_err(fault));
         assert_eq!(
-            (err.status(), err.code()),
+            (err.status().as_u16(), err.code()),
             (status, code),
             "{fault}: {}",
             err.log_detail()
@@ -335,7 +335,10 @@ async fn a_slow_first_byte_times_out() {
     );
     let started = Instant::now();
     let err = ApiError::from(client.invoke(&inv).await.expect_err("timeout"));
-    assert_eq!((err.status(), err.code()), (504, "upstream_timeout"));
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (504, "upstream_timeout")
+    );
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "gave up after {:?}",
@@ -415,7 +418,7 @@ async fn oauth_mode_sends_the_callers_bearer_token() {
         with_token("bad-token"),
     );
     let err = ApiError::from(client.invoke(&inv).await.expect_err("wrong token"));
-    assert_eq!((err.status(), err.code()), (403, "token_rejected"));
+    assert_eq!((err.status().as_u16(), err.code()), (403, "token_rejected"));
     server.shutdown().await;
 }
 

@@ -71,7 +71,11 @@ fn the_malformed_events_are_400_invalid_json() {
         "option2-lambda-url/events/invoke-malformed.json",
     ] {
         let err = parse_lambda_request(&event(path), &config).expect_err(path);
-        assert_eq!((err.status(), err.code()), (400, "invalid_json"), "{path}");
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (400, "invalid_json"),
+            "{path}"
+        );
     }
 }
 
