@@ -9,6 +9,11 @@
 #
 # aws-sam-cli 1.170.0 pins aws-sam-translator==1.115.0 and cfn-lint>=1.52,<1.59 itself, so
 # the three pins below install together (checked: one `pip install` of all four resolves).
+#
+# checkov (a second template scanner, run by `make lint`) pins boto3==1.35.49 while the SAM
+# CLI pins boto3 1.43.x: pip cannot resolve the two together, so checkov has a virtualenv of
+# its own inside the ignored .venv/ (.venv/checkov/): 290 MB, 30 s to install on an idle
+# machine with the wheels cached, 65 s with builds running beside it.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -22,6 +27,9 @@ SAM_CLI_VERSION := 1.170.0
 TOOL_PINS := cargo-lambda==$(CARGO_LAMBDA_VERSION) cfn-lint==$(CFN_LINT_VERSION) aws-sam-translator==$(SAM_TRANSLATOR_VERSION)
 TOOLS_STAMP := $(VENV)/.tools-$(CARGO_LAMBDA_VERSION)-$(CFN_LINT_VERSION)-$(SAM_TRANSLATOR_VERSION)
 SAM_STAMP := $(VENV)/.sam-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(SAM_TRANSLATOR_VERSION)
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-$(CHECKOV_VERSION)
 
 # Tools in .venv/bin come first, so `cargo lambda` finds the pinned cargo-lambda.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -45,7 +53,7 @@ SAM_BUILD_DIR := target/sam
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: $(TOOLS_STAMP) $(SAM_STAMP) ## Install the pinned cargo-lambda, cfn-lint and SAM CLI into .venv/
+setup: $(TOOLS_STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## Install the pinned cargo-lambda, cfn-lint, SAM CLI and checkov into .venv/
 
 tools: $(TOOLS_STAMP)
 $(TOOLS_STAMP):
@@ -58,6 +66,13 @@ $(SAM_STAMP): $(TOOLS_STAMP)
 	@echo "Installing the pinned SAM CLI into $(VENV)/: aws-sam-cli==$(SAM_CLI_VERSION) (about a minute)"
 	$(VENV)/bin/pip install --disable-pip-version-check --quiet --progress-bar off \
 		aws-sam-cli==$(SAM_CLI_VERSION) $(TOOL_PINS)
+	@touch $@
+
+# Not on PATH: its own boto3 and friends stay out of the SAM CLI's way.
+$(CHECKOV_STAMP):
+	@echo "Installing the pinned checkov into $(CHECKOV_VENV)/: checkov==$(CHECKOV_VERSION) (30 to 60 s)"
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --disable-pip-version-check --quiet --progress-bar off checkov==$(CHECKOV_VERSION)
 	@touch $@
 
 # The browser tests (crates/local-stack/tests/browser.rs runs web/tests/ with node --test)
@@ -106,10 +121,13 @@ test: tools browser-deps ## Run every test (unit, integration, end-to-end throug
 	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	cargo test --workspace --no-fail-fast
 
-lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint on the three templates
+# checkov reads .checkov.yaml (offline, CloudFormation checks only); the rules it skips are
+# listed with their reasons in each template's Metadata (checkov: skip:).
+lint: tools $(CHECKOV_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on the three templates
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint $(TEMPLATES)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml $(addprefix --file ,$(TEMPLATES))
 
 check-build-graph: ## Check that the builds of run, test and cargo lambda watch share every dependency
 	$(PYTHON) .ci/check-build-graph
