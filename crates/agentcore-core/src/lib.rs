@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Configuration is read from the environment once (see [`config`]); the variables are
-//! listed in `docs/CONTRACTS.md`.
+//! listed in the README's Configuration table (`tests/docs_agree.rs` keeps the two equal).
 
 pub mod access;
 pub mod collect;

@@ -510,8 +510,14 @@ fn agent_parameters_are_validated() {
 
 #[test]
 fn environment_matches_the_contract() {
-    let contracts =
-        fs::read_to_string(workspace_root().join("docs/CONTRACTS.md")).expect("docs/CONTRACTS.md");
+    // The README's configuration table is the one list of settings (agentcore-core's
+    // tests/docs_agree.rs checks it against what the functions read).
+    let readme = fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let contracts = readme
+        .split("\n## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Configuration section");
     for option in OPTIONS {
         let t = load_template(&option);
         let (_, function) = the_function(&t);
@@ -519,7 +525,7 @@ fn environment_matches_the_contract() {
         for name in env.keys() {
             assert!(
                 contracts.contains(&format!("`{name}`")),
-                "{}: env var {name} is not documented in docs/CONTRACTS.md",
+                "{}: env var {name} is not in the README's configuration table",
                 option.name
             );
         }
@@ -2672,4 +2678,65 @@ fn make_lint_runs_a_pinned_checkov_on_every_template() {
         ),
         "{lint:?}"
     );
+}
+
+/// `key = value` lines of `[package.metadata.lambda.deploy]` in an option's Cargo.toml.
+fn cargo_lambda_deploy_defaults(option: &DeployOption) -> BTreeMap<String, String> {
+    let manifest = fs::read_to_string(workspace_root().join(option.name).join("Cargo.toml"))
+        .expect("the option's Cargo.toml");
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[package.metadata.lambda.deploy]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| {
+            let l = l.trim();
+            if l.starts_with('#') {
+                return None;
+            }
+            let (k, v) = l.split_once('=')?;
+            Some((k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn cargo_lambda_deploy_defaults_are_the_templates() {
+    for option in OPTIONS {
+        let t = load_template(&option);
+        let (_, function) = the_function(&t);
+        let defaults = cargo_lambda_deploy_defaults(&option);
+        // A property is a literal or a parameter's default.
+        let value = |property: &Value| match property.get("Ref").and_then(Value::as_str) {
+            Some(name) => param_default(&t, name),
+            None => property.clone(),
+        };
+        let number = |key: &str| defaults.get(key).and_then(|v| v.parse::<f64>().ok());
+        assert_eq!(
+            number("memory"),
+            as_number(&value(&props(function)["MemorySize"])),
+            "{}: memory",
+            option.name
+        );
+        assert_eq!(
+            number("timeout"),
+            as_number(&value(&props(function)["Timeout"])),
+            "{}: timeout",
+            option.name
+        );
+        assert_eq!(
+            number("log_retention"),
+            as_number(&param_default(&t, "LogRetentionInDays")),
+            "{}: log_retention",
+            option.name
+        );
+        assert_eq!(
+            defaults.get("tracing").map(|v| v.to_ascii_lowercase()),
+            param_default(&t, "TracingMode")
+                .as_str()
+                .map(str::to_ascii_lowercase),
+            "{}: tracing",
+            option.name
+        );
+    }
 }
