@@ -153,9 +153,13 @@ sam-build: $(SAM_STAMP) ## sam build --beta-features for each option at x86_64, 
 		echo "sam build: $$f took $$(( $$(date +%s) - start )) s"; \
 	done
 
-bench: tools ## Measure cold start, latency, throughput, memory and package size; writes BENCHMARKS.md
+# The driver is started from target/release, not with `cargo run -p bench`: cargo resolves
+# features per invocation, and `-p bench` alone would resolve fewer than the workspace build
+# above and compile much of the graph a second time. One section on its own:
+# `target/release/bench --section soak` (after the build; `--help` lists them).
+bench: tools ## Measure cold start, latency, throughput, memory, package size, access records, load with faults; writes BENCHMARKS.md
 	cargo build --release --workspace --bins
-	cargo run --release -p bench -- --write BENCHMARKS.md
+	target/release/bench --write BENCHMARKS.md $(ARGS)
 
 package: tools ## Build release zips with cargo lambda (x86_64 here; see README for arm64)
 	cargo lambda build --release --compiler cargo --x86-64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::error::{fail, Context, Result};
 use crate::harness::{wall_us, Answer, FunctionProcess};
 use crate::observe::{Framing, Observer};
+use anyhow::{anyhow, bail, Context as _, Result};
 
 /// Option 2's sample Function URL event (API Gateway v2 payload).
 const V2_EVENT: &str = include_str!("../../../option2-lambda-url/events/invoke.json");
@@ -179,10 +179,10 @@ impl Direct {
             .send()
             .await
             .map_err(|e| {
-                crate::error::BenchError(format!(
+                anyhow!(
                     "direct InvokeAgentRuntime failed: {}",
                     DisplayErrorContext(&e)
-                ))
+                )
             })?;
         let mut stream = out.response;
         while let Some(chunk) = stream.next().await {
@@ -235,7 +235,7 @@ pub(crate) async fn read_harness(
         .with_context(|| format!("{}: the answer was never posted", function.name()))?;
     let Answer { obs, done } = match answer {
         Ok(answer) => answer,
-        Err(why) => return fail(format!("{}: {why}", function.name())),
+        Err(why) => bail!("{}: {why}", function.name()),
     };
     obs.check_ok(function.name())?;
     if function == Function::Option1 && expect_ok {
@@ -271,13 +271,21 @@ fn check_buffered_ok(body: &[u8], what: &str) -> Result<()> {
         other => {
             let text = String::from_utf8_lossy(body);
             let head: String = text.chars().take(300).collect();
-            fail(format!("{what}: status {other:?}: {head}"))
+            Err(anyhow!("{what}: status {other:?}: {head}"))
         }
     }
 }
 
 /// Requests through the stack that failed and were retried (see [`retry`]).
-pub(crate) static STACK_RETRIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static STACK_RETRIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The requests through the stack that failed and were retried so far, for the report.
+pub(crate) fn stack_retries() -> Vec<String> {
+    match STACK_RETRIES.lock() {
+        Ok(log) => log.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
 
 /// Runs a request through the stack, retrying up to twice: a function under
 /// `cargo lambda watch` occasionally dies on a dropped Runtime API connection
@@ -294,9 +302,9 @@ where
         match f().await {
             Ok(t) => return Ok(t),
             Err(e) if attempt < 3 => {
-                eprintln!("bench: {what} failed (attempt {attempt}), retrying: {e}");
+                eprintln!("bench: {what} failed (attempt {attempt}), retrying: {e:#}");
                 if let Ok(mut log) = STACK_RETRIES.lock() {
-                    log.push(format!("{what}: {e}"));
+                    log.push(format!("{what}: {e:#}"));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -326,7 +334,7 @@ pub(crate) async fn invoke_http(
     let status = resp.status();
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();
-        return fail(format!("POST {url}: status {status}: {text}"));
+        bail!("POST {url}: status {status}: {text}");
     }
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -354,20 +362,20 @@ pub(crate) async fn invoke_streaming_api(
         .send()
         .await
         .map_err(|e| {
-            crate::error::BenchError(format!(
+            anyhow!(
                 "InvokeWithResponseStream {} failed: {}",
                 function.name(),
                 aws_sdk_lambda::error::DisplayErrorContext(&e)
-            ))
+            )
         })?;
     let mut events = out.event_stream;
     loop {
         let ev = events.recv().await.map_err(|e| {
-            crate::error::BenchError(format!(
+            anyhow!(
                 "the event stream of {} broke: {}",
                 function.name(),
                 aws_sdk_lambda::error::DisplayErrorContext(&e)
-            ))
+            )
         })?;
         match ev {
             Some(InvokeWithResponseStreamResponseEvent::PayloadChunk(c)) => {
@@ -377,11 +385,11 @@ pub(crate) async fn invoke_streaming_api(
             }
             Some(InvokeWithResponseStreamResponseEvent::InvokeComplete(c)) => {
                 if let Some(code) = c.error_code() {
-                    return fail(format!(
+                    bail!(
                         "{}: InvokeComplete with error {code}: {}",
                         function.name(),
                         c.error_details().unwrap_or_default()
-                    ));
+                    );
                 }
             }
             Some(_) => {}

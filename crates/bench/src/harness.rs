@@ -24,8 +24,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clients::ms;
-use crate::error::{fail, Context, Result};
 use crate::observe::Observer;
+use anyhow::{bail, Context as _, Result};
 
 /// An invocation's answer as the Runtime API saw it.
 #[derive(Debug)]
@@ -244,7 +244,7 @@ async fn response(
         }
         if let Err(e) = s.obs.feed(at, wall_us(), &bytes) {
             if let Some(s) = sink.take() {
-                let _ = s.answer.send(Err(e.to_string()));
+                let _ = s.answer.send(Err(format!("{e:#}")));
             }
         }
     }
@@ -375,15 +375,15 @@ impl FunctionProcess {
         let ready = tokio::select! {
             ready = api.first_next() => ready.context("the Runtime API stopped")?,
             status = child.wait() => {
-                return fail(format!(
+                bail!(
                     "{name} exited before asking for an event ({}); see {}",
                     status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
                     log.display()
-                ));
+                );
             }
             () = tokio::time::sleep(Duration::from_secs(20)) => {
                 let _ = child.kill().await;
-                return fail(format!("{name} did not ask for an event within 20 s; see {}", log.display()));
+                bail!("{name} did not ask for an event within 20 s; see {}", log.display());
             }
         };
         Ok((
@@ -490,9 +490,7 @@ pub(crate) fn pin(pid: u32, cpus: &str) -> Result<()> {
         .status()
         .context("running taskset (util-linux)")?;
     if !status.success() {
-        return fail(format!(
-            "taskset could not pin PID {pid} to CPUs {cpus}: {status}"
-        ));
+        bail!("taskset could not pin PID {pid} to CPUs {cpus}: {status}");
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::error::{fail, Context, Result};
+use anyhow::{bail, Context as _, Result};
 
 /// Largest streaming prelude accepted before giving up on finding its end.
 const MAX_PRELUDE: usize = 64 * 1024;
@@ -71,9 +71,7 @@ impl Observer {
             self.prelude_buf.extend_from_slice(chunk);
             let Some(end) = self.prelude_buf.windows(8).position(|w| w == [0u8; 8]) else {
                 if self.prelude_buf.len() > MAX_PRELUDE {
-                    return fail(
-                        "no end of the streaming prelude (8 NUL bytes) in the first 64 KiB",
-                    );
+                    bail!("no end of the streaming prelude (8 NUL bytes) in the first 64 KiB",);
                 }
                 return Ok(());
             };
@@ -132,12 +130,12 @@ impl Observer {
         if self.framing == Framing::Prelude {
             match self.prelude_status() {
                 Some(200) => {}
-                Some(s) => return fail(format!("{what}: the function answered status {s}")),
-                None => return fail(format!("{what}: no streaming prelude in the answer")),
+                Some(s) => bail!("{what}: the function answered status {s}"),
+                None => bail!("{what}: no streaming prelude in the answer"),
             }
         }
         if self.body_bytes == 0 {
-            return fail(format!("{what}: empty answer"));
+            bail!("{what}: empty answer");
         }
         Ok(())
     }

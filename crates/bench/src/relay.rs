@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-use crate::error::{fail, Context, Result};
+use anyhow::{bail, Context as _, Result};
 
 /// Bytes read per `read` in each direction: generous, so that the relay is not held
 /// back by small copies (hyper's reads in the function grow up to ~400 KiB).
@@ -76,7 +76,7 @@ impl RelayProcess {
             .await
             .context("reading the relay's port")?;
         let Ok(port) = line.trim().parse::<u16>() else {
-            return fail(format!("the relay printed {line:?} instead of its port"));
+            bail!("the relay printed {line:?} instead of its port");
         };
         Ok(Self {
             child,

@@ -1,6 +1,10 @@
-//! Figures, their targets, and the Markdown report.
+//! Figures, their targets, and the Markdown report. The report holds only what the run
+//! measured and how: conclusions drawn from it belong in docs/FINDINGS.md, which cites the
+//! generated file and its commit.
 
 use std::fmt::Write as _;
+
+use crate::sections::Section;
 
 /// What a figure is compared with.
 #[derive(Clone, Debug)]
@@ -16,8 +20,8 @@ pub(crate) enum Target {
 /// One measured figure: its samples (one per repetition).
 #[derive(Clone, Debug)]
 pub(crate) struct Figure {
-    /// Section key (`cold`, `ttfb`, ...).
-    pub(crate) section: &'static str,
+    /// The section it belongs to.
+    pub(crate) section: Section,
     /// What it is.
     pub(crate) name: String,
     /// Unit of the samples.
@@ -72,6 +76,80 @@ impl Figure {
     }
 }
 
+/// The figures one section measured, in the order it added them.
+pub(crate) struct Figures {
+    section: Section,
+    list: Vec<Figure>,
+}
+
+impl Figures {
+    /// No figures yet, for `section`.
+    pub(crate) fn new(section: Section) -> Self {
+        Self {
+            section,
+            list: Vec::new(),
+        }
+    }
+
+    /// Adds a figure (one sample per repetition) and prints it on stderr as it is measured,
+    /// so that a long run shows its progress.
+    pub(crate) fn add(
+        &mut self,
+        name: impl Into<String>,
+        unit: &'static str,
+        samples: Vec<f64>,
+        target: Target,
+    ) {
+        let f = Figure {
+            section: self.section,
+            name: name.into(),
+            unit,
+            samples,
+            target,
+        };
+        eprintln!(
+            "bench:   {} = {} {} (n={}){}",
+            f.name,
+            num(f.median()),
+            f.unit,
+            f.samples.len(),
+            match f.met() {
+                Some(true) => " ✓",
+                Some(false) => " ✗",
+                None => "",
+            }
+        );
+        self.list.push(f);
+    }
+
+    /// The figures.
+    pub(crate) fn into_vec(self) -> Vec<Figure> {
+        self.list
+    }
+}
+
+/// One value per repetition, taken from a list of per-repetition records.
+pub(crate) fn col<T>(reps: &[T], value: impl Fn(&T) -> f64) -> Vec<f64> {
+    reps.iter().map(value).collect()
+}
+
+/// Fills the `${name}` placeholders of a "how measured" text (a Markdown file of
+/// `crates/bench/how/`). `${...}` rather than `{...}`: the texts quote JSON. A placeholder
+/// left without a value is an error, so that a renamed value cannot leave `${reps}` in the
+/// report.
+pub(crate) fn render(template: &str, values: &[(&str, String)]) -> anyhow::Result<String> {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("${{{name}}}"), value);
+    }
+    if let Some(at) = out.find("${") {
+        let rest: String = out[at..].chars().take(40).collect();
+        anyhow::bail!("a \"how measured\" text has a placeholder without a value: {rest}");
+    }
+    // The files are wrapped at 100 columns for reading; the report wants one paragraph.
+    Ok(out.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 /// The median of `v` (mean of the two middle values for an even count).
 pub(crate) fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
@@ -115,18 +193,8 @@ pub(crate) fn num(x: f64) -> String {
     }
 }
 
-/// The sections, in report order: key, title.
-pub(crate) const SECTIONS: [(&str, &str); 6] = [
-    ("cold", "1. Cold start and first invocation"),
-    ("ttfb", "2. Time to first byte"),
-    ("events", "3. Per-event latency of the streaming path"),
-    ("throughput", "4. Throughput, memory and CPU (option 2)"),
-    ("option1", "5. Option 1 (buffered)"),
-    ("package", "6. Package size"),
-];
-
 /// The figures of one section as a Markdown table.
-pub(crate) fn table(figures: &[Figure], section: &str) -> String {
+pub(crate) fn table(figures: &[Figure], section: Section) -> String {
     let mut out = String::new();
     out.push_str("| Figure | Median | Min | Max | n | Target | |\n");
     out.push_str("|---|---:|---:|---:|---:|---|:-:|\n");
@@ -151,20 +219,21 @@ pub(crate) fn table(figures: &[Figure], section: &str) -> String {
 pub(crate) struct Meta {
     /// `key: value` lines about the machine, versions, commit, command, date.
     pub(crate) environment: Vec<(String, String)>,
-    /// Per section: how it was measured.
-    pub(crate) how: Vec<(&'static str, String)>,
-    /// Findings and caveats.
+    /// Per section: how it was measured (Markdown).
+    pub(crate) how: Vec<(Section, String)>,
+    /// Facts of the run that are not figures (retried requests, sizes near a limit).
     pub(crate) notes: Vec<String>,
 }
 
 /// The whole report.
-pub(crate) fn markdown(figures: &[Figure], meta: &Meta, sections: &[&str]) -> String {
+pub(crate) fn markdown(figures: &[Figure], meta: &Meta, sections: &[Section]) -> String {
     let mut out = String::new();
     out.push_str("# Benchmarks\n\n");
     out.push_str(
-        "Written by the benchmark driver (`crates/bench`); regenerate with `make bench`. \
-         Every figure is the median of its repetitions (n), with min and max; the target \
-         column is checked against the median.\n\n",
+        "Written by the benchmark driver (`crates/bench`); regenerate with `make bench`, \
+         never edit by hand. Every figure is the median of its repetitions (n), with min \
+         and max; the target column is checked against the median. What the figures mean \
+         is in [docs/FINDINGS.md](docs/FINDINGS.md), which names the run it read.\n\n",
     );
     out.push_str("## Environment\n\n");
     for (k, v) in &meta.environment {
@@ -189,15 +258,15 @@ pub(crate) fn markdown(figures: &[Figure], meta: &Meta, sections: &[&str]) -> St
         );
     }
     out.push('\n');
-    for (key, title) in SECTIONS {
-        if !sections.contains(&key) {
+    for &section in Section::in_report_order() {
+        if !sections.contains(&section) {
             continue;
         }
-        let _ = writeln!(out, "## {title}\n");
-        out.push_str(&table(figures, key));
+        let _ = writeln!(out, "## {}\n", section.title());
+        out.push_str(&table(figures, section));
         out.push('\n');
-        if let Some((_, how)) = meta.how.iter().find(|(k, _)| *k == key) {
-            let _ = writeln!(out, "**How measured.** {how}\n");
+        if let Some((_, how)) = meta.how.iter().find(|(s, _)| *s == section) {
+            let _ = writeln!(out, "**How measured.** {}\n", how.trim_end());
         }
     }
     if !meta.notes.is_empty() {
@@ -222,5 +291,12 @@ mod tests {
         assert_eq!(percentile(&v, 50.0), 500.0);
         assert_eq!(percentile(&v, 99.0), 990.0);
         assert_eq!(percentile(&[7], 99.0), 7.0);
+    }
+
+    #[test]
+    fn render_fills_placeholders_and_refuses_missing_ones() {
+        let text = render("n = ${n},\n`{\"a\": 1}`", &[("n", "5".into())]).expect("renders");
+        assert_eq!(text, "n = 5, `{\"a\": 1}`");
+        assert!(render("${missing}", &[]).is_err());
     }
 }
