@@ -8,9 +8,8 @@
 use agentcore_core::Gateway;
 use lambda_http::Error;
 
-// One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
-// than one vCPU. `make bench` measured less CPU per byte and a flatter peak RSS than with the
-// multi-threaded runtime (BENCHMARKS.md, section 4).
+// One thread, also when AWS_LAMBDA_MAX_CONCURRENCY runs many invocations in this process:
+// why is in agentcore_core::entry ("One thread").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     agentcore_core::telemetry::init();
