@@ -54,6 +54,10 @@ struct Ports {
     /// agentcore-local's OIDC issuer, and the local API Gateway runs a Cognito authorizer.
     #[arg(long, env = "LOCAL_STACK_ANONYMOUS", global = true)]
     anonymous: bool,
+    /// Invocations each function process serves at once (AWS_LAMBDA_MAX_CONCURRENCY), as on
+    /// Lambda Managed Instances. 1 is on-demand Lambda: one at a time.
+    #[arg(long, env = "LOCAL_STACK_MAX_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    max_concurrency: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +140,7 @@ async fn main() -> ExitCode {
         log,
         progress: true,
         end_user_auth: !cli.ports.anonymous && upstream != Upstream::Real,
+        max_concurrency: cli.ports.max_concurrency,
         ..StackOptions::default()
     };
     let stack = match Stack::start(opts).await {

@@ -94,6 +94,11 @@ pub struct StackOptions {
     /// Serve the browser page from this folder (the workspace's `web/`) on the API Gateway
     /// emulator's address, with its sign-in helper and the edge in front of option 2.
     pub web_dir: Option<PathBuf>,
+    /// How many invocations each function process serves at once
+    /// (`AWS_LAMBDA_MAX_CONCURRENCY`, as Lambda Managed Instances set it). 1, the default, is
+    /// on-demand Lambda's one at a time. See [`max_concurrency_env`] for how it reaches the
+    /// functions under `cargo lambda watch`.
+    pub max_concurrency: u32,
 }
 
 impl Default for StackOptions {
@@ -112,6 +117,7 @@ impl Default for StackOptions {
             progress: false,
             end_user_auth: false,
             web_dir: None,
+            max_concurrency: 1,
         }
     }
 }
@@ -274,6 +280,7 @@ impl Stack {
             env.push(("CORS_ALLOW_ORIGIN".into(), origin.clone()));
         }
         env.extend(opts.function_env.iter().cloned());
+        env.extend(max_concurrency_env(opts.max_concurrency));
 
         let watch_port = pick_port(opts.watch_port)?;
         steps.line(
@@ -503,6 +510,43 @@ pub async fn build_functions(release: bool, progress: bool) -> Result<(), StackE
         }
         Err(StackError::BuildFailed(status.to_string()))
     }
+}
+
+/// The environment that makes the functions under `cargo lambda watch` serve `n`
+/// invocations at once per process (nothing for 1).
+///
+/// `cargo lambda watch` 1.9.2 sets `AWS_LAMBDA_MAX_CONCURRENCY=1` on every function it
+/// starts, after the environment it was given, so the variable cannot simply be passed
+/// through (its `--concurrency` starts more processes instead, which is not what Managed
+/// Instances do). Its Runtime API does serve one process several invocations at once: each
+/// pending `GET /next` takes the next queued event. So the variable is set one step later:
+/// watch starts a function with `cargo run --bin F`, and cargo runs the binary through the
+/// host's `target.<triple>.runner`, here `env AWS_LAMBDA_MAX_CONCURRENCY=n`, given to cargo
+/// as `CARGO_TARGET_<TRIPLE>_RUNNER`. A runner changes how the binary is started, not how it
+/// is built: no crate is compiled again.
+pub fn max_concurrency_env(n: u32) -> Vec<(String, String)> {
+    if n <= 1 {
+        return Vec::new();
+    }
+    let mut env = vec![("AWS_LAMBDA_MAX_CONCURRENCY".to_owned(), n.to_string())];
+    if let Some(triple) = host_triple() {
+        let var = format!(
+            "CARGO_TARGET_{}_RUNNER",
+            triple.to_ascii_uppercase().replace(['-', '.'], "_")
+        );
+        env.push((var, format!("env AWS_LAMBDA_MAX_CONCURRENCY={n}")));
+    }
+    env
+}
+
+/// The host's target triple, from `rustc -vV` (the toolchain cargo uses).
+fn host_triple() -> Option<String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = std::process::Command::new(rustc).arg("-vV").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|t| t.trim().to_owned())
 }
 
 /// The step lines of a start with progress.
