@@ -122,7 +122,7 @@ pub fn parse_parts(
 
     let prompt = match fields.get("prompt") {
         None | Some(Value::Null) => return Err(ApiError::MissingPrompt),
-        Some(Value::String(s)) if s.trim().is_empty() => return Err(ApiError::EmptyPrompt),
+        Some(Value::String(s)) if is_blank(&s) => return Err(ApiError::EmptyPrompt),
         Some(Value::String(s)) => s.clone(),
         Some(other) => return Err(ApiError::PromptNotString(json_type_name(other))),
     };
@@ -138,6 +138,13 @@ pub fn parse_parts(
         "must be a string of 33 to 256 characters",
     )?;
     let client_session = match (body_session, header_session) {
+        // Two different sessions named: which one the client meant cannot be known, and a
+        // proxy or log that reads the header would see another session than the agent.
+        (Some(s), Some(Ok(h))) if s != h => {
+            return Err(ApiError::InvalidSessionId(
+                "the X-Session-Id header and the session_id field name different sessions: send one of them",
+            ))
+        }
         (Some(s), _) => Some(s),
         (None, Some(h)) => Some(h?),
         (None, None) => None,
@@ -231,14 +238,105 @@ pub fn parse_body(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, A
         return Err(ApiError::EmptyBody);
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidEncoding)?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ApiError::NotAnObject(json_type_name(&other))),
+    // RFC 8259 lets a parser ignore a byte order mark, and some editors and .NET clients
+    // write one: it is not the client's error.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match serde_json::from_str::<TopLevel>(text) {
+        Ok(TopLevel::Object(map)) => Ok(map),
+        Ok(TopLevel::Other(type_name)) => Err(ApiError::NotAnObject(type_name)),
+        // The one data error the visitor raises (the key itself is not echoed).
+        Err(e) if e.is_data() => Err(ApiError::InvalidJson(format!(
+            "a key appears twice, line {} column {}",
+            e.line(),
+            e.column()
+        ))),
         Err(e) => Err(ApiError::InvalidJson(format!(
             "line {} column {}",
             e.line(),
             e.column()
         ))),
+    }
+}
+
+/// Whether a prompt has nothing to ask: only white space, control characters (NUL
+/// included) or invisible format characters (zero-width spaces and joiners, word joiner,
+/// byte order mark), which `str::trim` keeps.
+fn is_blank(prompt: &str) -> bool {
+    prompt.chars().all(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{180e}')
+    })
+}
+
+/// The request body's top level: an object whose keys are all different, or the type of
+/// whatever else it is. A duplicate key is invalid JSON here: parsers disagree on which
+/// copy wins (the first, the last, an error), so a WAF rule, an authorizer or a log that
+/// reads one `prompt` could see another than the agent receives.
+enum TopLevel {
+    Object(Map<String, Value>),
+    Other(&'static str),
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TopLevel;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<TopLevel, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom("duplicate key"));
+                    }
+                    let value: Value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(TopLevel::Object(map))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<TopLevel, A::Error> {
+                // Read to its end (it must still be valid JSON), keeping nothing.
+                while access.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Other("an array"))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a string"))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a boolean"))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("a number"))
+            }
+
+            fn visit_unit<E>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel::Other("null"))
+            }
+        }
+        deserializer.deserialize_any(Visit)
     }
 }
 
@@ -374,17 +472,63 @@ mod tests {
             inv.session_id.as_str(),
             "header-session-0123456789-0123456789"
         );
-        let inv = parse_parts(
+        let err = parse_parts(
             &Method::POST,
             &h,
             br#"{"prompt":"x","session_id":"field-session-0123456789-0123456789"}"#,
             &config(&[]),
         )
-        .expect("valid");
+        .expect_err("two different sessions");
+        assert_eq!(err.code(), "invalid_session_id");
+        let inv = parse_parts(
+            &Method::POST,
+            &h,
+            br#"{"prompt":"x","session_id":"header-session-0123456789-0123456789"}"#,
+            &config(&[]),
+        )
+        .expect("the same session twice");
         assert_eq!(
             inv.session_id.as_str(),
-            "field-session-0123456789-0123456789"
+            "header-session-0123456789-0123456789"
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_invalid_json_and_other_values_name_their_type() {
+        for body in [
+            r#"{"prompt": "a", "prompt": "b"}"#,
+            r#"{"prompt": "a", "session_id": null, "session_id": null}"#,
+        ] {
+            let err = parse(body).expect_err(body);
+            assert_eq!(err.code(), "invalid_json", "{body}");
+            assert!(err.to_string().contains("a key appears twice"), "{err}");
+        }
+        // Nested duplicates are the agent payload's business: re-serialised, one copy.
+        assert!(parse(r#"{"prompt": "a", "x": {"k": 1, "k": 2}}"#).is_ok());
+        for (body, kind) in [
+            ("[1, [2]]", "an array"),
+            ("\"s\"", "a string"),
+            ("true", "a boolean"),
+            ("-1", "a number"),
+            ("1.5", "a number"),
+            ("null", "null"),
+        ] {
+            let err = parse(body).expect_err(body);
+            assert_eq!(err.code(), "invalid_json", "{body}");
+            assert!(err.to_string().contains(kind), "{body}: {err}");
+        }
+        assert_eq!(parse("[1,").expect_err("bad").code(), "invalid_json");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored_and_invisible_prompts_are_empty() {
+        let inv = parse("\u{feff}{\"prompt\": \"Hello\"}").expect("a BOM is ignored");
+        assert_eq!(inv.prompt, "Hello");
+        for prompt in ["\u{200b}\u{200d}", "\u{0}\u{0}", "\u{1}\u{7f} \t", "\u{feff}"] {
+            let body = serde_json::json!({ "prompt": prompt }).to_string();
+            assert_eq!(parse(&body).expect_err(prompt).code(), "empty_prompt");
+        }
+        assert!(parse(r#"{"prompt": "a\u0000b"}"#).is_ok());
     }
 
     #[test]
