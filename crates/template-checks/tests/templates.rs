@@ -111,9 +111,19 @@ fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
         .collect()
 }
 
+/// The function every deployment has (the on-demand one): the only
+/// `AWS::Serverless::Function` without a `Condition`. Option 2's Managed Instances copy
+/// exists under one (see the Managed Instances tests).
 fn the_function(t: &Value) -> (&str, &Value) {
-    let functions = resources_of_type(t, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 1, "exactly one AWS::Serverless::Function");
+    let functions: Vec<_> = resources_of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(_, r)| r.get("Condition").is_none())
+        .collect();
+    assert_eq!(
+        functions.len(),
+        1,
+        "exactly one unconditional AWS::Serverless::Function"
+    );
     functions[0]
 }
 
@@ -869,11 +879,13 @@ fn option2_function_url_streams_and_requires_iam_by_default() {
     );
     for (id, permission) in resources_of_type(&t, "AWS::Lambda::Permission") {
         if props(permission)["Principal"] == json!("*") {
-            assert_eq!(
-                permission["Condition"],
-                json!("PublicUrl"),
-                "{id} is public unconditionally"
-            );
+            // PublicUrl, or a condition that holds only with it (the Managed Instances copy's).
+            let condition = permission["Condition"].as_str().unwrap_or_default();
+            let implies_public = condition == "PublicUrl"
+                || t["Conditions"][condition]["Fn::And"]
+                    .as_array()
+                    .is_some_and(|all| all.contains(&json!({"Condition": "PublicUrl"})));
+            assert!(implies_public, "{id} is public unconditionally");
         }
     }
 }
@@ -2562,7 +2574,7 @@ fn no_log_level_lets_the_runtime_or_the_sdk_log_raw_events() {
 
 /// The checkov rules each template skips, and where: a new skip (or a skip moved to
 /// another resource) is a decision to make here, with its reason in the template.
-const CHECKOV_SKIPS: [(&str, &str, &[&str]); 13] = [
+const CHECKOV_SKIPS: [(&str, &str, &[&str]); 14] = [
     ("option1-api-gateway", "FunctionLogGroup", &["CKV_AWS_158"]),
     ("option1-api-gateway", "ApiAccessLogGroup", &["CKV_AWS_158"]),
     (
@@ -2579,6 +2591,11 @@ const CHECKOV_SKIPS: [(&str, &str, &[&str]); 13] = [
         &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
     ),
     ("option2-lambda-url", "AlarmTopic", &["CKV_AWS_26"]),
+    (
+        "option2-lambda-url",
+        "ManagedInstancesFunction",
+        &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+    ),
     (
         "option3-api-gateway-streaming",
         "FunctionLogGroup",
@@ -2739,4 +2756,143 @@ fn cargo_lambda_deploy_defaults_are_the_templates() {
             option.name
         );
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Option 2 on Lambda Managed Instances (issue 16)
+
+const SAMPLE_CAPACITY_PROVIDER_ARN: &str =
+    "arn:aws:lambda:us-east-1:123456789012:capacity-provider:chat-streams";
+
+#[test]
+fn option2_managed_instances_exist_only_with_a_capacity_provider() {
+    let t = load_template(&option("option2-lambda-url"));
+    assert_eq!(param_default(&t, "CapacityProviderArn"), json!(""));
+    let managed = |d: &Deployment<'_>| -> BTreeSet<String> {
+        d.resources()
+            .into_keys()
+            .filter(|id| id.starts_with("ManagedInstances"))
+            .collect()
+    };
+    // The default deploys the on-demand function only.
+    assert_eq!(managed(&Deployment::new(&t, &[])), BTreeSet::new());
+    let on = Deployment::new(&t, &[("CapacityProviderArn", SAMPLE_CAPACITY_PROVIDER_ARN)]);
+    assert_eq!(
+        managed(&on),
+        BTreeSet::from(["ManagedInstancesFunction".to_owned()])
+    );
+    // Public invoke permissions for its URL only when the URL is public (AuthType=NONE).
+    let public = Deployment::new(
+        &t,
+        &[
+            ("CapacityProviderArn", SAMPLE_CAPACITY_PROVIDER_ARN),
+            ("AuthType", "NONE"),
+            ("AllowAnonymous", "true"),
+        ],
+    );
+    assert_eq!(
+        managed(&public),
+        BTreeSet::from([
+            "ManagedInstancesFunction".to_owned(),
+            "ManagedInstancesPublicUrlInvokeFunction".to_owned(),
+            "ManagedInstancesPublicUrlInvokeFunctionUrl".to_owned(),
+        ])
+    );
+    // Its URL and ARN are outputs under the same condition.
+    for output in ["ManagedInstancesFunctionUrl", "ManagedInstancesFunctionArn"] {
+        assert_eq!(
+            t["Outputs"][output]["Condition"],
+            json!("ManagedInstancesOn"),
+            "{output}"
+        );
+    }
+    assert_eq!(
+        t["Outputs"]["ManagedInstancesFunctionUrl"]["Value"],
+        get_att("ManagedInstancesFunctionUrl", "FunctionUrl")
+    );
+}
+
+#[test]
+fn option2_managed_instances_run_many_streams_per_environment_on_one_vcpu() {
+    let t = load_template(&option("option2-lambda-url"));
+    let function = &t["Resources"]["ManagedInstancesFunction"];
+    assert_eq!(function["Type"], json!("AWS::Serverless::Function"));
+    let p = props(function);
+    assert_eq!(
+        p["CapacityProviderConfig"],
+        json!({
+            "Arn": reference("CapacityProviderArn"),
+            "PerExecutionEnvironmentMaxConcurrency": reference("ManagedInstancesMaxConcurrency"),
+            "ExecutionEnvironmentMemoryGiBPerVCpu": reference("ManagedInstancesMemoryPerVCpu"),
+        }),
+        "SAM's CapacityProviderConfig, a plain mapping (its transform refuses an Fn::If there)"
+    );
+    assert_eq!(p["MemorySize"], reference("ManagedInstancesMemorySize"));
+    // Lambda's limits: 2 GB and 1 vCPU at least, 1 to 1,600 invocations per environment,
+    // 2, 4 or 8 GiB per vCPU.
+    let memory = param(&t, "ManagedInstancesMemorySize");
+    assert_eq!(as_number(&memory["MinValue"]), Some(2048.0));
+    let concurrency = param(&t, "ManagedInstancesMaxConcurrency");
+    assert_eq!(
+        (
+            as_number(&concurrency["MinValue"]),
+            as_number(&concurrency["MaxValue"])
+        ),
+        (Some(1.0), Some(1600.0))
+    );
+    assert!(as_number(&param_default(&t, "ManagedInstancesMaxConcurrency")).unwrap_or(0.0) > 1.0);
+    assert_eq!(
+        param(&t, "ManagedInstancesMemoryPerVCpu")["AllowedValues"],
+        json!([2, 4, 8])
+    );
+    // The defaults give one vCPU per environment: the runtime is one thread
+    // (agentcore_core::entry), a second vCPU would sit idle.
+    let mb = as_number(&param_default(&t, "ManagedInstancesMemorySize")).unwrap_or(0.0);
+    let per_vcpu = as_number(&param_default(&t, "ManagedInstancesMemoryPerVCpu")).unwrap_or(0.0);
+    assert_eq!(mb / (per_vcpu * 1024.0), 1.0, "vCPUs per environment");
+    let pattern = param(&t, "CapacityProviderArn")["AllowedPattern"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        pattern.starts_with("^$|") && pattern.contains(":capacity-provider:"),
+        "{pattern}"
+    );
+    // Its Function URL streams, like the on-demand function's.
+    assert_eq!(
+        p["FunctionUrlConfig"]["InvokeMode"],
+        json!("RESPONSE_STREAM")
+    );
+}
+
+#[test]
+fn option2_managed_instances_function_is_the_on_demand_one_but_for_its_compute() {
+    let t = load_template(&option("option2-lambda-url"));
+    let (_, on_demand) = the_function(&t);
+    let managed = &t["Resources"]["ManagedInstancesFunction"];
+    assert_eq!(managed["Condition"], json!("ManagedInstancesOn"));
+    assert_eq!(
+        managed["Metadata"]["BuildProperties"], on_demand["Metadata"]["BuildProperties"],
+        "the same binary"
+    );
+    assert_eq!(
+        managed["Metadata"]["BuildMethod"],
+        on_demand["Metadata"]["BuildMethod"]
+    );
+    let strip = |function: &Value| -> Map<String, Value> {
+        let mut p = props(function).as_object().cloned().unwrap_or_default();
+        for compute in [
+            "MemorySize",
+            "CapacityProviderConfig",
+            "ReservedConcurrentExecutions",
+            "Description",
+        ] {
+            p.remove(compute);
+        }
+        p
+    };
+    // Same code, role, environment, logging, timeout, tracing, Function URL: a setting added
+    // to one and not the other fails here.
+    assert_eq!(strip(managed), strip(on_demand));
+    // Its concurrency is bounded by the capacity provider, not by reserved concurrency.
+    assert!(props(managed).get("ReservedConcurrentExecutions").is_none());
 }
