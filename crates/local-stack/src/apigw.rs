@@ -26,7 +26,13 @@ use axum::routing::{any, get};
 use axum::Router;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayProxyResponse,
+    ApiGatewayRequestIdentity,
+};
+use lambda_http::lambda_runtime::MetadataPrelude;
+use lambda_http::Body as LambdaBody;
 use serde_json::{json, Map, Value};
 
 use agentcore_core::identity::claim_text;
@@ -260,22 +266,10 @@ fn claims_as_strings(claims: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-/// The REST v1 proxy event API Gateway sends for this request.
+/// The REST v1 proxy event API Gateway sends for this request, built with the event types
+/// `lambda_http` deserializes it with (`aws_lambda_events`), as JSON.
 pub fn v1_event(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &[u8]) -> Value {
-    let mut single = Map::new();
-    let mut multi: Map<String, Value> = Map::new();
-    for (name, value) in headers {
-        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        single.insert(name.as_str().to_owned(), Value::String(v.clone()));
-        match multi.get_mut(name.as_str()) {
-            Some(Value::Array(list)) => list.push(Value::String(v)),
-            _ => {
-                multi.insert(name.as_str().to_owned(), json!([v]));
-            }
-        }
-    }
-    let mut query = Map::new();
-    let mut multi_query: Map<String, Value> = Map::new();
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
     for pair in uri
         .query()
         .unwrap_or("")
@@ -283,54 +277,49 @@ pub fn v1_event(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &[u
         .filter(|p| !p.is_empty())
     {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        query.insert(k.to_owned(), Value::String(v.to_owned()));
-        match multi_query.get_mut(k) {
-            Some(Value::Array(list)) => list.push(Value::String(v.to_owned())),
-            _ => {
-                multi_query.insert(k.to_owned(), json!([v]));
-            }
-        }
+        query.entry(k.to_owned()).or_default().push(v.to_owned());
     }
     let (body, is_base64) = match std::str::from_utf8(body) {
-        Ok(text) => (Value::String(text.to_owned()), false),
+        Ok("") => (None, false),
+        Ok(text) => (Some(text.to_owned()), false),
         Err(_) => (
-            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
             true,
         ),
     };
-    let now_ms = std::time::SystemTime::now()
+    let mut identity = ApiGatewayRequestIdentity::default();
+    identity.source_ip = Some("127.0.0.1".to_owned());
+    identity.user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut context = ApiGatewayProxyRequestContext::default();
+    context.resource_id = Some("local".to_owned());
+    context.resource_path = Some("/invoke".to_owned());
+    context.http_method = method.clone();
+    context.path = Some(uri.path().to_owned());
+    context.stage = Some("local".to_owned());
+    context.request_id = Some(uuid::Uuid::new_v4().to_string());
+    context.account_id = Some("123456789012".to_owned());
+    context.apiid = Some("local".to_owned());
+    context.protocol = Some("HTTP/1.1".to_owned());
+    context.request_time_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    json!({
-        "resource": "/invoke",
-        "path": "/invoke",
-        "httpMethod": method.as_str(),
-        "headers": single,
-        "multiValueHeaders": multi,
-        "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
-        "multiValueQueryStringParameters": if multi_query.is_empty() { Value::Null } else { Value::Object(multi_query) },
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": "/invoke",
-            "httpMethod": method.as_str(),
-            "path": uri.path(),
-            "stage": "local",
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "accountId": "123456789012",
-            "apiId": "local",
-            "protocol": "HTTP/1.1",
-            "requestTimeEpoch": now_ms,
-            "identity": {
-                "sourceIp": "127.0.0.1",
-                "userAgent": headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()),
-            },
-        },
-        "body": if body.as_str() == Some("") { Value::Null } else { body },
-        "isBase64Encoded": is_base64,
-    })
+    context.identity = identity;
+    let mut event = ApiGatewayProxyRequest::default();
+    event.resource = Some("/invoke".to_owned());
+    event.path = Some("/invoke".to_owned());
+    event.http_method = method.clone();
+    event.headers = headers.clone();
+    event.multi_value_headers = headers.clone();
+    event.query_string_parameters = query.clone().into();
+    event.multi_value_query_string_parameters = query.into();
+    event.request_context = context;
+    event.body = body;
+    event.is_base64_encoded = is_base64;
+    serde_json::to_value(&event).unwrap_or_default()
 }
 
 async fn invoke_buffered(state: &AppState, function: &str, payload: Blob) -> Response {
@@ -361,49 +350,34 @@ async fn invoke_buffered(state: &AppState, function: &str, payload: Blob) -> Res
 /// Turns a v1 proxy response document into an HTTP response; `None` when malformed (API
 /// Gateway answers 502 then).
 pub fn v1_response(payload: &[u8]) -> Option<Response> {
+    // `statusCode` is required: the event type would default it to 0.
     let doc: Value = serde_json::from_slice(payload).ok()?;
-    let status =
-        StatusCode::from_u16(u16::try_from(doc.get("statusCode")?.as_u64()?).ok()?).ok()?;
+    doc.get("statusCode")?;
+    let doc: ApiGatewayProxyResponse = serde_json::from_value(doc).ok()?;
+    let status = StatusCode::from_u16(u16::try_from(doc.status_code).ok()?).ok()?;
     let mut builder = Response::builder().status(status);
     if let Some(headers) = builder.headers_mut() {
-        copy_headers(doc.get("headers"), headers);
-        copy_headers(doc.get("multiValueHeaders"), headers);
-    }
-    let body = doc.get("body").and_then(Value::as_str).unwrap_or("");
-    let body = if doc
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .ok()?
-    } else {
-        body.as_bytes().to_vec()
-    };
-    builder.body(Body::from(body)).ok()
-}
-
-fn copy_headers(src: Option<&Value>, dst: &mut HeaderMap) {
-    let Some(Value::Object(map)) = src else {
-        return;
-    };
-    for (name, value) in map {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-            continue;
-        };
-        let values: Vec<&str> = match value {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
-            _ => continue,
-        };
-        dst.remove(&name);
-        for v in values {
-            if let Ok(v) = HeaderValue::from_str(v) {
-                dst.append(name.clone(), v);
-            }
+        // As API Gateway merges them: a multi-value header replaces the single one.
+        headers.extend(doc.headers);
+        for name in doc.multi_value_headers.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in doc.multi_value_headers.iter() {
+            headers.append(name.clone(), value.clone());
         }
     }
+    let body = match doc.body {
+        None | Some(LambdaBody::Empty) => Vec::new(),
+        Some(LambdaBody::Binary(bytes)) => bytes,
+        Some(LambdaBody::Text(text)) if doc.is_base64_encoded => {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()?
+        }
+        Some(LambdaBody::Text(text)) => text.into_bytes(),
+        Some(_) => return None,
+    };
+    builder.body(Body::from(body)).ok()
 }
 
 async fn invoke_streaming(state: &AppState, function: &str, payload: Blob) -> Response {
@@ -532,26 +506,18 @@ impl PreludeDecoder {
         let pos = self.buf.windows(8).position(|w| w == [0u8; 8])?;
         let rest = self.buf.split_off(pos + 8).freeze();
         let json = &self.buf[..pos];
-        let parsed = (|| {
-            let doc: Value = serde_json::from_slice(json).ok()?;
-            let status = doc
-                .get("statusCode")
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok())
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::OK);
-            let mut headers = HeaderMap::new();
-            copy_headers(doc.get("headers"), &mut headers);
-            copy_headers(doc.get("multiValueHeaders"), &mut headers);
-            if let Some(Value::Array(cookies)) = doc.get("cookies") {
-                for c in cookies.iter().filter_map(Value::as_str) {
-                    if let Ok(v) = HeaderValue::from_str(c) {
+        // The prelude is lambda_runtime's own `MetadataPrelude`, read back with its type.
+        let parsed = serde_json::from_slice::<MetadataPrelude>(json)
+            .ok()
+            .map(|prelude| {
+                let mut headers = prelude.headers;
+                for cookie in &prelude.cookies {
+                    if let Ok(v) = HeaderValue::from_str(cookie) {
                         headers.append(http::header::SET_COOKIE, v);
                     }
                 }
-            }
-            Some((status, headers, rest))
-        })();
+                (prelude.status_code, headers, rest)
+            });
         Some(parsed)
     }
 }
