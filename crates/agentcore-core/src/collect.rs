@@ -183,6 +183,19 @@ pub async fn collect(
         }
         let body = body.freeze();
         if is_json(&content_type) {
+            // The document is parsed into a tree, which can be many times its size (a
+            // one-key object is a map node of hundreds of bytes): one that would not fit
+            // the function's memory is refused before it is built.
+            let tree = json_tree_bytes(&body);
+            if tree > MAX_JSON_TREE_BYTES {
+                return Err(UpstreamError::new(
+                    UpstreamKind::ResponseTooLarge,
+                    format!(
+                        "the agent's {}-byte JSON answer would take about {tree} bytes parsed, over {MAX_JSON_TREE_BYTES}",
+                        body.len()
+                    ),
+                ));
+            }
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::String(s)) => (Value::String(s.clone()), s),
                 Ok(v) => {
@@ -205,6 +218,47 @@ pub async fn collect(
         return Err(too_large(answer.envelope_len(), max_bytes));
     }
     Ok(answer)
+}
+
+/// The most memory the parsed tree of a JSON answer may take ([`json_tree_bytes`]): with
+/// the answer's text, the document option 1 writes and its escaped copy in the response,
+/// it keeps a function of 128 MB (the templates' default) clear of its limit.
+pub const MAX_JSON_TREE_BYTES: usize = 32 * 1024 * 1024;
+
+/// An upper estimate of the memory `serde_json::Value` takes for the JSON text `body`,
+/// counted without building it: the text itself (strings are copied), every value twice
+/// (an array's `Vec` grows by doubling) and a map node per object (a `BTreeMap` leaf holds
+/// eleven keys and values). Structure inside strings is skipped.
+pub fn json_tree_bytes(body: &[u8]) -> usize {
+    const VALUE: usize = 2 * std::mem::size_of::<Value>();
+    const MAP_NODE: usize =
+        11 * (std::mem::size_of::<String>() + std::mem::size_of::<Value>()) + 48;
+    let (mut values, mut objects) = (1usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b',' | b'[' => values += 1,
+            b'{' => {
+                values += 1;
+                objects += 1;
+            }
+            _ => {}
+        }
+    }
+    body.len()
+        .saturating_add(values.saturating_mul(VALUE))
+        .saturating_add(objects.saturating_mul(MAP_NODE))
 }
 
 /// Measures serialized size without holding the serialized bytes: the bytes, and how
@@ -238,6 +292,34 @@ fn too_large(size: usize, max: usize) -> UpstreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_trees_size_is_bounded_above_without_building_it() {
+        let tree_of = |text: &str| -> usize {
+            // What the tree really allocates is beyond reach here; the estimate must at
+            // least count every value and grow with the number of objects, not the text.
+            json_tree_bytes(text.as_bytes())
+        };
+        let arrays = format!("[{}[]]", "[],".repeat(1000));
+        let objects = format!("[{}{{}}]", r#"{"a":0},"#.repeat(1000));
+        assert!(tree_of(&arrays) >= 1000 * 2 * std::mem::size_of::<Value>());
+        assert!(tree_of(&objects) >= 1000 * 500, "{}", tree_of(&objects));
+        // Structure inside strings is text, not values.
+        let text = format!(r#"{{"response": "{}"}}"#, "[{,\\\"".repeat(1000));
+        assert!(tree_of(&text) < text.len() + 1000, "{}", tree_of(&text));
+        // A 5.7 MB answer of empty arrays and one of small objects are refused; a 3 MB
+        // answer of prose is not.
+        assert!(
+            json_tree_bytes(format!("[{}[]]", "[],".repeat(1_900_000)).as_bytes())
+                > MAX_JSON_TREE_BYTES
+        );
+        assert!(
+            json_tree_bytes(format!("[{}{{}}]", r#"{"a":0},"#.repeat(100_000)).as_bytes())
+                > MAX_JSON_TREE_BYTES
+        );
+        let prose = format!(r#"{{"response": "{}"}}"#, "words, words. ".repeat(200_000));
+        assert!(json_tree_bytes(prose.as_bytes()) < MAX_JSON_TREE_BYTES);
+    }
 
     #[test]
     fn content_type_classes() {
