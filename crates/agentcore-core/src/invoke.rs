@@ -84,6 +84,19 @@ impl std::fmt::Debug for AgentResponse {
 }
 
 impl AgentResponse {
+    /// An answer made of `chunks` that did not come through [`AgentCoreClient::invoke`]:
+    /// the property tests and fuzz targets feed the collector and the streaming body with
+    /// it, with arbitrary bytes cut at arbitrary places.
+    pub fn from_chunks(content_type: String, session_id: String, chunks: ChunkStream) -> Self {
+        Self {
+            content_type,
+            session_id,
+            attempts: 1,
+            first_chunk: None,
+            rest: chunks,
+        }
+    }
+
     /// The whole body as a stream, starting with the chunk already received.
     pub fn into_chunks(self) -> ChunkStream {
         match self.first_chunk {
