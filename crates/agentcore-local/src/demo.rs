@@ -153,6 +153,57 @@ pub struct DemoKnobs {
     /// `earlier: <the session's previous prompt>` (`earlier: nothing` in a new or ended
     /// session). Shows which session a request reached.
     pub recall: Option<bool>,
+    /// A silence in the middle of the answer: after `gap_after` tokens, wait `gap_ms`
+    /// before the next one (once). Drives the handlers' idle limit between two chunks.
+    pub gap_after: Option<u64>,
+    /// Length of the `gap_after` silence, in milliseconds (default 0: no gap).
+    pub gap_ms: Option<u64>,
+    /// Answer with exactly these bytes instead of the demo text, with the content type of
+    /// `format`: what no well-behaved agent sends (invalid UTF-8, a line of megabytes, a
+    /// JSON document that is small as text and huge as a tree). See [`RawBody`].
+    pub raw: Option<RawBody>,
+}
+
+/// A raw answer: `prefix`, then `unit` repeated `times` times, then `suffix`, written in
+/// writes of `chunk_bytes` (64 KiB by default) paced by `delay_ms`. Each part is text in
+/// which `\xHH` stands for the byte `HH` (so `"data: \\xff\n\n"` in the request's
+/// JSON is an SSE event that is not UTF-8). `tokens`, `total_bytes`, `error_after` and
+/// `reset_after` do not apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBody {
+    /// Bytes written first.
+    #[serde(default)]
+    pub prefix: String,
+    /// Bytes repeated `times` times after the prefix.
+    #[serde(default)]
+    pub unit: String,
+    /// How many times `unit` is written (default 1).
+    pub times: Option<u64>,
+    /// Bytes written last.
+    #[serde(default)]
+    pub suffix: String,
+}
+
+/// Decodes the `\xHH` escapes of a [`RawBody`] part; every other character stands for its
+/// UTF-8 bytes. A `\x` not followed by two hex digits is a `ValidationException`.
+pub fn raw_bytes(text: &str) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\\x") {
+        out.extend_from_slice(&rest.as_bytes()[..i]);
+        let hex = rest.get(i + 2..i + 4).unwrap_or_default();
+        let byte = u8::from_str_radix(hex, 16)
+            .ok()
+            .filter(|_| hex.len() == 2 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                ApiError::validation("a `\\x` escape in the demo `raw` body needs two hex digits")
+            })?;
+        out.push(byte);
+        rest = &rest[i + 4..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    Ok(out)
 }
 
 /// A request to the demo agent: the prompt and the knobs.
@@ -317,6 +368,12 @@ enum Source {
         /// Position in `text`.
         pos: usize,
     },
+    /// A [`RawBody`]'s repeated unit.
+    Raw {
+        unit: Vec<u8>,
+        /// Repetitions still to write.
+        remaining: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -342,6 +399,8 @@ struct Writer {
     writes: u64,
     error_after: Option<u64>,
     reset_after: Option<u64>,
+    /// `gap_after` and `gap_ms`: one silence before this unit (taken once).
+    gap: Option<(u64, Duration)>,
     phase: Phase,
 }
 
@@ -410,6 +469,16 @@ impl Writer {
                     }
                 }
             }
+            Source::Raw { unit, remaining } => {
+                if *remaining == 0 || unit.is_empty() {
+                    return None;
+                }
+                // Several repetitions per call: a unit of a few bytes repeated millions of
+                // times would otherwise cost one allocation each.
+                let batch = (*remaining).min((4096 / unit.len()).max(1) as u64);
+                *remaining -= batch;
+                Some(unit.repeat(usize::try_from(batch).unwrap_or(1)))
+            }
         }
     }
 
@@ -433,6 +502,15 @@ impl Writer {
                     if self.error_after.is_some_and(|n| self.units >= n) {
                         self.phase = Phase::ErrorEvent;
                         continue;
+                    }
+                    if let Some((_, gap)) = self.gap.filter(|(after, _)| self.units >= *after) {
+                        if !buf.is_empty() {
+                            // What came before the silence goes out before it.
+                            self.writes += 1;
+                            return Some(Ok(Bytes::from(buf)));
+                        }
+                        self.gap = None;
+                        tokio::time::sleep(gap).await;
                     }
                     let pause = if self.delay_per_write {
                         self.writes > 0 && buf.is_empty()
@@ -505,8 +583,26 @@ pub fn answer_stream(
     let format = request.format();
     let json_prefix = br#"{"response": ""#.to_vec();
     let json_suffix = br#""}"#.to_vec();
-    let (source, prefix, suffix, default_chunk) = match knobs.total_bytes {
-        Some(total) => {
+    let raw = match &knobs.raw {
+        Some(raw) => Some((
+            raw_bytes(&raw.prefix)?,
+            raw_bytes(&raw.unit)?,
+            raw.times.unwrap_or(1),
+            raw_bytes(&raw.suffix)?,
+        )),
+        None => None,
+    };
+    let (source, prefix, suffix, default_chunk) = match (raw, knobs.total_bytes) {
+        (Some((prefix, unit, times, suffix)), _) => (
+            Source::Raw {
+                unit,
+                remaining: times,
+            },
+            Some(prefix),
+            Some(suffix),
+            TOTAL_BYTES_DEFAULT_CHUNK,
+        ),
+        (None, Some(total)) => {
             let (units_len, prefix, suffix) = match format {
                 DemoFormat::Sse => (total.max(11), None, None),
                 DemoFormat::Text => (total, None, None),
@@ -523,7 +619,7 @@ pub fn answer_stream(
                 TOTAL_BYTES_DEFAULT_CHUNK,
             )
         }
-        None => {
+        (None, None) => {
             let source = Source::Tokens {
                 words: request
                     .prompt
@@ -547,11 +643,11 @@ pub fn answer_stream(
         suffix,
         // The server-wide default delay paces tokens only: a `total_bytes` answer is paced
         // (between writes) only when the request asks for it.
-        delay: Duration::from_millis(match knobs.total_bytes {
-            Some(_) => knobs.delay_ms.unwrap_or(0),
-            None => knobs.delay_ms.unwrap_or(defaults.delay_ms),
+        delay: Duration::from_millis(match (&knobs.raw, knobs.total_bytes) {
+            (None, None) => knobs.delay_ms.unwrap_or(defaults.delay_ms),
+            _ => knobs.delay_ms.unwrap_or(0),
         }),
-        delay_per_write: knobs.total_bytes.is_some(),
+        delay_per_write: knobs.total_bytes.is_some() || knobs.raw.is_some(),
         chunk: knobs
             .chunk_bytes
             .or(defaults.chunk_bytes)
@@ -559,8 +655,14 @@ pub fn answer_stream(
             .max(1),
         units: 0,
         writes: 0,
-        error_after: knobs.error_after,
-        reset_after: knobs.reset_after,
+        // A raw body is written as it is: no fault of ours is mixed into it.
+        error_after: knobs.error_after.filter(|_| knobs.raw.is_none()),
+        reset_after: knobs.reset_after.filter(|_| knobs.raw.is_none()),
+        gap: knobs
+            .gap_after
+            .zip(knobs.gap_ms)
+            .filter(|(_, ms)| *ms > 0)
+            .map(|(after, ms)| (after, Duration::from_millis(ms))),
         phase: Phase::Units,
     };
     Ok(futures_util::stream::unfold(
@@ -742,6 +844,48 @@ mod tests {
                 "{format}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_raw_body_is_written_byte_for_byte() {
+        let (writes, errored) = collect(serde_json::json!({"demo": {
+            "raw": {"prefix": "data: \\xff", "unit": "ab", "times": 5000, "suffix": "\n\n"},
+            "reset_after": 1,
+        }}))
+        .await;
+        assert!(!errored, "reset_after does not apply to a raw body");
+        let mut expected = b"data: \xff".to_vec();
+        expected.extend_from_slice(&b"ab".repeat(5000));
+        expected.extend_from_slice(b"\n\n");
+        assert_eq!(writes.concat(), expected);
+        assert!(writes
+            .iter()
+            .all(|w| w.len() <= TOTAL_BYTES_DEFAULT_CHUNK + 4096));
+        assert_eq!(raw_bytes("a\\x00\\x7Fb").expect("valid"), b"a\x00\x7fb");
+        assert!(raw_bytes("\\xg1").is_err());
+        assert!(raw_bytes("tail\\x4").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_one_silence_after_the_given_token() {
+        let request = DemoRequest::parse(
+            br#"{"prompt": "p", "demo": {"tokens": 4, "gap_after": 2, "gap_ms": 300}}"#,
+        )
+        .expect("parse");
+        let stream = answer_stream(&request, &DemoDefaults::default()).expect("valid knobs");
+        futures_util::pin_mut!(stream);
+        let start = std::time::Instant::now();
+        let mut arrivals = Vec::new();
+        while let Some(Ok(_)) = stream.next().await {
+            arrivals.push(start.elapsed());
+        }
+        assert_eq!(arrivals.len(), 4);
+        assert!(arrivals[1] < Duration::from_millis(200), "{arrivals:?}");
+        assert!(arrivals[2] >= Duration::from_millis(300), "{arrivals:?}");
+        assert!(
+            arrivals[3] - arrivals[2] < Duration::from_millis(200),
+            "{arrivals:?}"
+        );
     }
 
     #[test]
