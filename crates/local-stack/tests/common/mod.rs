@@ -635,3 +635,112 @@ pub async fn invoke_stream_on(on: &Stack, function: &str, event: &Value) -> Stre
         error_code,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The bad-input corpus (tests/corpus.rs): its stacks and what must never leak
+// ---------------------------------------------------------------------------------------
+
+/// A session token the corpus stack's functions sign with (`AWS_SESSION_TOKEN`): it must
+/// appear in no answer and no log line.
+pub const SESSION_TOKEN_SENTINEL: &str = "IQoJb3JpZ2luX2VjECORPUSSESSIONTOKENSENTINEL";
+/// `UPSTREAM_IDLE_TIMEOUT_MS` of the corpus stacks: short, so a silence mid-stream is
+/// tested in seconds.
+pub const CORPUS_IDLE_TIMEOUT_MS: u64 = 1_500;
+/// The client headers the corpus stacks forward to the agent (`FORWARD_HEADERS`): the
+/// 20 AgentCore allows.
+pub fn corpus_forward_headers() -> Vec<String> {
+    (1..=20).map(|i| format!("x-corpus-{i:02}")).collect()
+}
+
+static CORPUS_STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+static OAUTH_STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+
+/// Where [`corpus_stack`]'s functions log.
+pub fn corpus_watch_log_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-watch.log")
+}
+
+/// Where [`oauth_stack`]'s functions log.
+pub fn oauth_watch_log_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-oauth-watch.log")
+}
+
+fn corpus_options(log: std::path::PathBuf) -> StackOptions {
+    let mut opts = options();
+    opts.log = LogSink::File(log);
+    opts.function_env.extend(
+        [
+            // The most verbose level the templates' LogLevel parameter offers (TRACE is
+            // not offered), in the JSON format they set. Locally RUST_LOG wins over the
+            // level (telemetry.rs), so it says the same.
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".to_owned()),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+            // `cargo lambda watch` reads RUST_LOG too: its own crates stay at WARN, so
+            // that the log is the functions' (which have none of those targets).
+            (
+                "RUST_LOG",
+                "debug,cargo_lambda=warn,cargo_lambda_watch=warn,cargo_lambda_invoke=warn,\
+                 watchexec=warn,watchexec_supervisor=warn,watchexec_events=warn,\
+                 watchexec_signals=warn,ignore_files=warn,globset=warn,regex_automata=warn"
+                    .to_owned(),
+            ),
+            (
+                "UPSTREAM_IDLE_TIMEOUT_MS",
+                CORPUS_IDLE_TIMEOUT_MS.to_string(),
+            ),
+            ("FORWARD_HEADERS", corpus_forward_headers().join(",")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    opts
+}
+
+/// The corpus stack: as [`stack`], with the functions logging at DEBUG (JSON) into
+/// [`corpus_watch_log_path`], signing with a session token, forwarding 20 client headers
+/// and a short idle limit.
+pub fn corpus_stack() -> &'static Stack {
+    start_once(&CORPUS_STACK, || {
+        let mut opts = corpus_options(corpus_watch_log_path());
+        opts.function_env.push((
+            "AWS_SESSION_TOKEN".to_owned(),
+            SESSION_TOKEN_SENTINEL.to_owned(),
+        ));
+        opts
+    })
+}
+
+/// A stack in OAuth mode: `agentcore-local` accepts only the bearer token
+/// [`agentcore_local::DEFAULT_BEARER_TOKEN`], and the functions forward the caller's
+/// `Authorization` (`AGENTCORE_AUTH_MODE=oauth`). Logs at DEBUG into
+/// [`oauth_watch_log_path`].
+pub fn oauth_stack() -> &'static Stack {
+    start_once(&OAUTH_STACK, || {
+        let mut opts = corpus_options(oauth_watch_log_path());
+        opts.local.auth = agentcore_local::AuthMode::OAuth {
+            token: agentcore_local::DEFAULT_BEARER_TOKEN.to_owned(),
+        };
+        opts.function_env
+            .push(("AGENTCORE_AUTH_MODE".to_owned(), "oauth".to_owned()));
+        opts
+    })
+}
+
+/// [`assert_no_secrets`], plus the session token, the OAuth bearer token and each of
+/// `sentinels` (a prompt, a fault message, an exception text...).
+pub fn assert_no_secrets_or(what: &str, text: &str, sentinels: &[&str]) {
+    assert_no_secrets(what, text);
+    for secret in [
+        SESSION_TOKEN_SENTINEL,
+        agentcore_local::DEFAULT_BEARER_TOKEN,
+    ]
+    .iter()
+    .chain(sentinels)
+    {
+        assert!(
+            !text.contains(secret),
+            "{what} leaks {secret:?}: {}",
+            text.chars().take(2000).collect::<String>()
+        );
+    }
+}
