@@ -141,6 +141,20 @@ pub async fn collect(
     });
 
     let (response, text) = if is_event_stream(&content_type) {
+        // A lone CR is an SSE line end, but the decoder waits for a possible LF after it,
+        // so a stream that ends with CR CR would lose its last event: an LF follows it.
+        let ended_with_cr = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = ended_with_cr.clone();
+        let chunks = chunks
+            .inspect(move |item| {
+                if let Some(&last) = item.as_ref().ok().and_then(|c| c.last()) {
+                    seen.store(last == b'\r', std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .chain(futures_util::stream::once(async move {
+                let cr = ended_with_cr.load(std::sync::atomic::Ordering::Relaxed);
+                Ok(bytes::Bytes::from_static(if cr { b"\n" } else { b"" }))
+            }));
         let mut events = std::pin::pin!(sse::decode(chunks));
         let mut joined = String::new();
         let mut text = String::new();
