@@ -92,24 +92,8 @@ pub struct CollectLimits {
     pub translate_agent_errors: bool,
 }
 
-/// Whether a content type is server-sent events.
-pub fn is_event_stream(content_type: &str) -> bool {
-    essence(content_type) == "text/event-stream"
-}
-
-fn is_json(content_type: &str) -> bool {
-    let e = essence(content_type);
-    e == "application/json" || e.ends_with("+json")
-}
-
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
+pub use crate::media::is_event_stream;
+use crate::media::is_json;
 
 /// Reads the whole answer, failing with [`UpstreamKind::ResponseTooLarge`] as soon as the
 /// raw body or the document being built passes `max_bytes` (so memory stays bounded), and

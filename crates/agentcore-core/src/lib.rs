@@ -30,6 +30,7 @@ pub mod headers;
 pub mod identity;
 pub mod invoke;
 pub mod jwt;
+pub mod media;
 pub mod request;
 pub mod session;
 pub mod sse;

@@ -118,13 +118,15 @@ pub fn parse_parts(
         AuthMode::OAuth => Some(bearer_token(headers)?),
         AuthMode::SigV4 => None,
     };
-    let fields = parse_body(body, config.max_request_bytes)?;
+    let mut fields = parse_body(body, config.max_request_bytes)?;
 
-    let prompt = match fields.get("prompt") {
+    // Moved out of the parsed body, not copied: the prompt is the bulk of a request, and
+    // it is copied once more only when it is written into the agent payload.
+    let prompt = match fields.remove("prompt") {
         None | Some(Value::Null) => return Err(ApiError::MissingPrompt),
         Some(Value::String(s)) if is_blank(&s) => return Err(ApiError::EmptyPrompt),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(ApiError::PromptNotString(json_type_name(other))),
+        Some(Value::String(s)) => s,
+        Some(other) => return Err(ApiError::PromptNotString(json_type_name(&other))),
     };
 
     let header_session = headers.get(SESSION_HEADER).map(|v| {
@@ -158,16 +160,7 @@ pub fn parse_parts(
         .unwrap_or(DEFAULT_ACCEPT)
         .to_owned();
 
-    let mut payload = Map::with_capacity(1 + config.forward_fields.len());
-    payload.insert("prompt".to_owned(), Value::String(prompt.clone()));
-    for name in &config.forward_fields {
-        if let Some(v) = fields.get(name) {
-            payload.insert(name.clone(), v.clone());
-        }
-    }
-    let payload = serde_json::to_vec(&Value::Object(payload))
-        .map(Bytes::from)
-        .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let payload = agent_payload(&prompt, &fields, &config.forward_fields)?;
 
     Ok(Invocation {
         prompt,
@@ -185,6 +178,29 @@ pub fn parse_parts(
     })
 }
 
+/// The agent payload, `{"prompt": ..., <allow-listed fields>}`, serialised straight from
+/// the borrowed request fields (no intermediate `Value` tree to copy them into).
+fn agent_payload(
+    prompt: &str,
+    fields: &Map<String, Value>,
+    forward_fields: &[String],
+) -> Result<Bytes, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Payload<'a> {
+        prompt: &'a str,
+        #[serde(flatten)]
+        forwarded: std::collections::BTreeMap<&'a str, &'a Value>,
+    }
+    let forwarded = forward_fields
+        .iter()
+        .filter_map(|name| Some((name.as_str(), fields.get(name)?)))
+        .collect();
+    serde_json::to_vec(&Payload { prompt, forwarded })
+        .map(Bytes::from)
+        // Our own document failing to serialise is our bug, not the client's bad JSON.
+        .map_err(|e| ApiError::Internal(format!("serialising the agent payload: {e}")))
+}
+
 /// A missing `Content-Type` is accepted (curl and many SDKs omit it); one that is present
 /// must be JSON, since the body is parsed as JSON.
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -192,15 +208,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("");
-    let essence = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    if crate::media::is_json(text) {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(
@@ -265,7 +273,10 @@ fn is_blank(prompt: &str) -> bool {
     prompt.chars().all(|c| {
         c.is_whitespace()
             || c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{180e}')
+            || matches!(
+                c,
+                '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{180e}'
+            )
     })
 }
 
@@ -524,7 +535,12 @@ mod tests {
     fn a_byte_order_mark_is_ignored_and_invisible_prompts_are_empty() {
         let inv = parse("\u{feff}{\"prompt\": \"Hello\"}").expect("a BOM is ignored");
         assert_eq!(inv.prompt, "Hello");
-        for prompt in ["\u{200b}\u{200d}", "\u{0}\u{0}", "\u{1}\u{7f} \t", "\u{feff}"] {
+        for prompt in [
+            "\u{200b}\u{200d}",
+            "\u{0}\u{0}",
+            "\u{1}\u{7f} \t",
+            "\u{feff}",
+        ] {
             let body = serde_json::json!({ "prompt": prompt }).to_string();
             assert_eq!(parse(&body).expect_err(prompt).code(), "empty_prompt");
         }
