@@ -322,13 +322,14 @@ fn environment(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into());
     let mut cmd = "make bench".to_owned();
-    let flags: Vec<String> = std::env::args().skip(1).collect();
+    // The program as it was started (`target/release/bench`), then its flags.
+    let flags: Vec<String> = std::env::args().collect();
     if args.quick
         || args.reps.is_some()
         || !args.sections.is_empty()
         || args.tcp_congestion.is_some()
     {
-        cmd = format!("target/release/bench {}", flags.join(" "));
+        cmd = flags.join(" ");
     }
     let cargo_lambda = local_stack::stack::find_cargo_lambda()
         .map(|cl| machine::command_output(&cl, &["lambda", "--version"], &ctx.root))

@@ -59,10 +59,20 @@ impl Figure {
         }
     }
 
+    /// A count (no unit, whole samples) as a whole number; anything else with [`num`].
+    fn num(&self, x: f64) -> String {
+        let whole = |v: f64| v.fract() == 0.0 && v.abs() < 1e15;
+        if self.unit.is_empty() && self.samples.iter().all(|v| whole(*v)) && whole(x) {
+            format!("{x:.0}")
+        } else {
+            num(x)
+        }
+    }
+
     fn target_text(&self) -> String {
         match self.target {
-            Target::AtMost(t) => format!("≤ {} {}", num(t), self.unit),
-            Target::AtLeast(t) => format!("≥ {} {}", num(t), self.unit),
+            Target::AtMost(t) => format!("≤ {} {}", self.num(t), self.unit),
+            Target::AtLeast(t) => format!("≥ {} {}", self.num(t), self.unit),
             Target::None => "—".to_owned(),
         }
     }
@@ -110,7 +120,7 @@ impl Figures {
         eprintln!(
             "bench:   {} = {} {} (n={}){}",
             f.name,
-            num(f.median()),
+            f.num(f.median()),
             f.unit,
             f.samples.len(),
             match f.met() {
@@ -203,10 +213,10 @@ pub(crate) fn table(figures: &[Figure], section: Section) -> String {
             out,
             "| {} | {} {} | {} | {} | {} | {} | {} |",
             f.name,
-            num(f.median()),
+            f.num(f.median()),
             f.unit,
-            num(f.min()),
-            num(f.max()),
+            f.num(f.min()),
+            f.num(f.max()),
             f.samples.len(),
             f.target_text(),
             f.status()
@@ -252,7 +262,7 @@ pub(crate) fn markdown(figures: &[Figure], meta: &Meta, sections: &[Section]) ->
             out,
             "- ✗ {}: {} {} (target {})",
             f.name,
-            num(f.median()),
+            f.num(f.median()),
             f.unit,
             f.target_text()
         );
