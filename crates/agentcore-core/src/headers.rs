@@ -31,9 +31,17 @@ pub fn custom_header_name(name: &str) -> Option<HeaderName> {
     HeaderName::from_bytes(full.as_bytes()).ok()
 }
 
+/// Bytes of a forwarded header value that are percent-encoded: everything but visible
+/// ASCII, space and tab (what an HTTP/1.1 header carries as text).
+const NOT_HEADER_TEXT: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(0x7f).remove(b'\t');
+
 /// Picks the allow-listed headers out of a client request and renames them for AgentCore.
 /// A header sent more than once is forwarded once (the first value), since AgentCore
-/// counts each as a separate header. A value over 4 KB is the client's error.
+/// counts each as a separate header. A value that is not ASCII text (UTF-8, say) is sent
+/// with those bytes percent-encoded, as `FORWARD_CLAIMS` sends claims: the AWS SDK cannot
+/// send it as it is, and dropping it would hide it from the agent without a word. A value
+/// over 4 KB as sent is the client's error.
 pub fn forwarded_headers(
     client_headers: &HeaderMap,
     allow_list: &[(HeaderName, HeaderName)],
@@ -41,6 +49,19 @@ pub fn forwarded_headers(
     let mut out = Vec::new();
     for (client_name, custom_name) in allow_list {
         if let Some(value) = client_headers.get(client_name) {
+            let encoded;
+            let value = if value.to_str().is_ok() {
+                value
+            } else {
+                let text: String =
+                    percent_encoding::percent_encode(value.as_bytes(), NOT_HEADER_TEXT).collect();
+                // Percent-encoded bytes are visible ASCII: always a valid header value.
+                encoded = HeaderValue::from_str(&text).map_err(|_| ApiError::HeaderTooLarge {
+                    name: client_name.as_str().to_owned(),
+                    limit: MAX_CUSTOM_HEADER_BYTES,
+                })?;
+                &encoded
+            };
             if value.len() > MAX_CUSTOM_HEADER_BYTES {
                 return Err(ApiError::HeaderTooLarge {
                     name: client_name.as_str().to_owned(),
@@ -160,6 +181,23 @@ mod tests {
         assert_eq!(err.status(), 400);
         assert_eq!(err.code(), "header_too_large");
         assert!(err.to_string().contains("x-big"));
+    }
+
+    #[test]
+    fn a_value_that_is_not_ascii_is_percent_encoded_and_its_encoded_size_counts() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-name",
+            HeaderValue::from_bytes("café €\tok".as_bytes()).expect("value"),
+        );
+        let out = forwarded_headers(&h, &allow(&["x-name"])).expect("forwarded");
+        assert_eq!(out[0].1, "caf%C3%A9 %E2%82%AC\tok");
+        h.insert(
+            "x-name",
+            HeaderValue::from_bytes(&"é".repeat(1500).into_bytes()).expect("value"),
+        );
+        let err = forwarded_headers(&h, &allow(&["x-name"])).expect_err("12 KB encoded");
+        assert_eq!(err.code(), "header_too_large");
     }
 
     #[test]
