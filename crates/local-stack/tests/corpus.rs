@@ -88,6 +88,8 @@ struct Expect {
     retry_after: Option<String>,
     /// A `200` answer's text (option 1's `text`, the streamed events' text) contains this.
     contains: Option<String>,
+    /// `[name, value]`: the agent received this header (AgentCore's record of the call).
+    agent_header: Option<(String, String)>,
 }
 
 const CASE_FIELDS: [&str; 14] = [
@@ -106,7 +108,7 @@ const CASE_FIELDS: [&str; 14] = [
     "option1_peak_rss_mib",
     "note",
 ];
-const EXPECT_FIELDS: [&str; 7] = [
+const EXPECT_FIELDS: [&str; 8] = [
     "status",
     "code",
     "gateway_message",
@@ -114,6 +116,7 @@ const EXPECT_FIELDS: [&str; 7] = [
     "aborted",
     "retry_after",
     "contains",
+    "agent_header",
 ];
 
 fn string(v: &Value) -> Option<String> {
@@ -139,6 +142,10 @@ impl Expect {
             aborted: v["aborted"].as_bool(),
             retry_after: string(&v["retry_after"]),
             contains: string(&v["contains"]),
+            agent_header: v["agent_header"].as_array().map(|pair| {
+                let text = |i: usize| string(&pair[i]).unwrap_or_default();
+                (text(0), text(1))
+            }),
         }
     }
 
@@ -162,6 +169,10 @@ impl Expect {
                 .clone()
                 .or_else(|| self.retry_after.clone()),
             contains: over.contains.clone().or_else(|| self.contains.clone()),
+            agent_header: over
+                .agent_header
+                .clone()
+                .or_else(|| self.agent_header.clone()),
         }
     }
 }
@@ -524,10 +535,7 @@ async fn check(case: &Case, route: &str, expect: &Expect, got: &Got) -> Result<(
                     "{what}: code {got_code:?} (expected {code:?}): {text}"
                 ));
             }
-            if !doc["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-            {
+            if doc["error"]["message"].as_str().is_none_or(str::is_empty) {
                 return Err(format!("{what}: no error.message: {text}"));
             }
         }
@@ -723,6 +731,23 @@ async fn lane(cases: &[Case], function: &str, routes: &[&str]) -> (Vec<String>, 
                     if let Err(e) = check(case, route, &expect, &got).await {
                         failures.push(e);
                     }
+                    if let Some((name, value)) = &expect.agent_header {
+                        let session = got.header("x-session-id").unwrap_or_default();
+                        let seen = stack
+                            .local()
+                            .expect("agentcore-local")
+                            .requests()
+                            .into_iter()
+                            .rev()
+                            .find(|r| r.session_id.as_deref() == Some(session))
+                            .and_then(|r| r.header(name).map(str::to_owned));
+                        if seen.as_deref() != Some(value.as_str()) {
+                            failures.push(format!(
+                                "{} via {route}: the agent got {name}: {seen:?} (expected {value:?})",
+                                case.name
+                            ));
+                        }
+                    }
                 }
                 Ok(Err(_)) => {
                     failures.push(format!("{} via {route}: no answer in 60 s", case.name))
@@ -775,8 +800,8 @@ async fn corpus_end_to_end_on_every_option_and_a_clean_debug_log() {
     let started = Instant::now();
     // Both stacks first (their start is not a case's time).
     std::thread::scope(|s| {
-        s.spawn(|| corpus_stack());
-        s.spawn(|| oauth_stack());
+        s.spawn(corpus_stack);
+        s.spawn(oauth_stack);
     });
     eprintln!("corpus: stacks ready after {:?}", started.elapsed());
     let run = Instant::now();
