@@ -2594,7 +2594,7 @@ const CHECKOV_SKIPS: [(&str, &str, &[&str]); 14] = [
     (
         "option2-lambda-url",
         "ManagedInstancesFunction",
-        &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+        &["CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
     ),
     (
         "option3-api-gateway-streaming",
