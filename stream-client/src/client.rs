@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use agentcore_core::sse::{agent_error, decode, event_text, is_error_event, DecodeError, Event};
+use agentcore_wire::sse::{agent_error, decode, event_text, is_error_event, DecodeError, Event};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -20,7 +20,7 @@ use crate::spinner::Spinner;
 /// The `Accept` header sent unless `--header Accept:...` replaces it.
 pub const DEFAULT_ACCEPT: &str = "text/event-stream, application/json";
 /// The response header carrying the session id.
-pub const SESSION_HEADER: &str = "x-session-id";
+pub use agentcore_wire::SESSION_HEADER;
 /// Most of an error body that is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 

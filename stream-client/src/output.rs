@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use agentcore_core::sse::{event_text, Event};
+use agentcore_wire::sse::{event_text, Event};
 use serde_json::json;
 
 use crate::spinner::Spinner;

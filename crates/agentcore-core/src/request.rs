@@ -22,7 +22,7 @@ pub const DEFAULT_PAYLOAD_CONTENT_TYPE: &str = "application/json";
 /// `Accept` sent to the agent when the client does not choose one: a stream preferred.
 pub const DEFAULT_ACCEPT: &str = "text/event-stream, application/json;q=0.9, */*;q=0.1";
 /// Header a client may use instead of the `session_id` field (and that answers carry).
-pub const SESSION_HEADER: &str = "x-session-id";
+pub use agentcore_wire::SESSION_HEADER;
 /// Longest accepted `content_type` or `accept` value.
 const MAX_MEDIA_TYPE_LEN: usize = 256;
 
