@@ -151,7 +151,11 @@ pub async fn collect(
                     format!("agent sent an invalid event stream: {other}"),
                 ),
             })?;
-            if limits.translate_agent_errors {
+            // An event too long to be the SDK's error event (a few hundred bytes) is not
+            // examined, as the streaming path forwards it unexamined: recognising one means
+            // parsing its JSON, and a few megabytes of it can take hundreds as a tree.
+            let examine = event.data.len() <= crate::stream::MAX_HELD_EVENT_BYTES;
+            if limits.translate_agent_errors && examine {
                 if let Some(failure) = sse::agent_error(&event) {
                     return Err(UpstreamError::new(
                         UpstreamKind::AgentFailed,
