@@ -796,7 +796,13 @@ async fn lane(cases: &[Case], function: &str, routes: &[&str]) -> (Vec<String>, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_end_to_end_on_every_option_and_a_clean_debug_log() {
-    let cases = load();
+    // CORPUS_ONLY=<text> runs the cases whose name contains it (while working on one).
+    let only = std::env::var("CORPUS_ONLY").unwrap_or_default();
+    let cases: Vec<Case> = load()
+        .into_iter()
+        .filter(|c| c.name.contains(only.as_str()))
+        .collect();
+    assert!(!cases.is_empty(), "no case matches CORPUS_ONLY={only}");
     let started = Instant::now();
     // Both stacks first (their start is not a case's time).
     std::thread::scope(|s| {
