@@ -53,6 +53,15 @@ struct Args {
     /// Where the function processes log (stderr and stdout).
     #[arg(long, default_value = "target/concurrency-function.log")]
     log: PathBuf,
+    /// More environment for the function, `KEY=VALUE` (e.g. `MALLOC_ARENA_MAX=1`).
+    #[arg(long = "env", value_parser = parse_env)]
+    extra_env: Vec<(String, String)>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s}: not KEY=VALUE"))
 }
 
 /// What the Runtime API saw of one answer.
@@ -187,6 +196,7 @@ async fn measure(
         .env("AWS_SECRET_ACCESS_KEY", &config.secret_access_key)
         .env("AWS_REGION", &config.region)
         .env("FORWARD_FIELDS", "demo")
+        .envs(args.extra_env.iter().cloned())
         .stdout(log)
         .stderr(log_err)
         .kill_on_drop(true)
@@ -247,6 +257,7 @@ async fn measure(
     // descriptors per execution environment; each stream holds at least two sockets).
     tokio::time::sleep(Duration::from_millis(args.tokens * args.delay_ms / 2)).await;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
+    let threads = proc_status_kib(pid, "Threads:");
     let mut seen = Vec::with_capacity(level);
     let limit = Duration::from_millis(args.tokens * args.delay_ms) * 4 + Duration::from_secs(60);
     for rx in waits {
@@ -289,7 +300,7 @@ async fn measure(
         eprintln!("level {level}: first error: {e}");
     }
     eprintln!(
-        "level {level}: wall {:.1} s, CPU {cpu_s:.2} s, {stream_seconds:.0} stream-seconds, {bytes} body bytes, {received} events",
+        "level {level}: wall {:.1} s, CPU {cpu_s:.2} s, {stream_seconds:.0} stream-seconds, {bytes} body bytes, {received} events, {threads} threads mid-stream",
         wall.as_secs_f64()
     );
     Ok(format!(
@@ -440,7 +451,7 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
-/// A `/proc/PID/status` line's value in KiB (`VmRSS:`, `VmHWM:`).
+/// A `/proc/PID/status` line's number (`VmRSS:` and `VmHWM:` in KiB, `Threads:`).
 fn proc_status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
