@@ -48,7 +48,7 @@ STACK_PACKAGES := -p local-stack -p stream-client $(addprefix -p ,$(FUNCTIONS))
 SAM_ARCH ?= x86_64
 SAM_BUILD_DIR := target/sam
 
-.PHONY: help setup tools browser-deps browser-test build run demo test lint check-build-graph sam-validate sam-build bench package deploy-option1 deploy-option2 deploy-option3 clean
+.PHONY: help setup tools browser-deps browser-test build run demo test lint check-build-graph fuzz sam-validate sam-build bench package deploy-option1 deploy-option2 deploy-option3 clean
 
 help: ## List the verbs
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -131,6 +131,29 @@ lint: tools $(CHECKOV_STAMP) ## cargo fmt --check, clippy -D warnings, cfn-lint 
 
 check-build-graph: ## Check that the builds of run, test and cargo lambda watch share every dependency
 	$(PYTHON) .ci/check-build-graph
+
+# Fuzzing (docs/FUZZING.md): cargo-fuzz, pinned, installed into target/tools/ (never
+# globally), runs the targets of fuzz/ (a workspace of its own, outside `make test`'s time
+# budget) with the nightly toolchain, which libFuzzer's sanitizer instrumentation needs.
+# FUZZ_SECONDS is per target; the corpus grows in fuzz/corpus/ (not committed) from the
+# seeds in fuzz/seeds/.
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ_STAMP := target/tools/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_TOOLCHAIN ?= nightly
+FUZZ_SECONDS ?= 150
+FUZZ_TARGETS ?= request_parser sse_decoder collector sigv4_verifier
+
+$(CARGO_FUZZ_STAMP):
+	cargo install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root target/tools
+	@touch $@
+
+fuzz: $(CARGO_FUZZ_STAMP) ## Run each fuzz target for FUZZ_SECONDS (default 150) with cargo fuzz on nightly
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		echo "cargo fuzz run $$t: $(FUZZ_SECONDS) s"; \
+		PATH=$(CURDIR)/target/tools/bin:$$PATH cargo +$(FUZZ_TOOLCHAIN) fuzz run --fuzz-dir fuzz $$t \
+			fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 sam-validate: $(SAM_STAMP) ## sam validate --lint on the three templates
 	@for f in $(FUNCTIONS); do \
