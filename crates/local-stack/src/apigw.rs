@@ -312,8 +312,21 @@ pub fn v1_event(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &[u
     event.resource = Some("/invoke".to_owned());
     event.path = Some("/invoke".to_owned());
     event.http_method = method.clone();
+    // The event is JSON: a header value that is not UTF-8 arrives as text (U+FFFD for
+    // each bad byte) rather than making the whole event unserialisable.
+    let headers: HeaderMap = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = match std::str::from_utf8(value.as_bytes()) {
+                Ok(_) => value.clone(),
+                Err(_) => HeaderValue::from_str(&String::from_utf8_lossy(value.as_bytes()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("")),
+            };
+            (name.clone(), value)
+        })
+        .collect();
     event.headers = headers.clone();
-    event.multi_value_headers = headers.clone();
+    event.multi_value_headers = headers;
     event.query_string_parameters = query.clone().into();
     event.multi_value_query_string_parameters = query.into();
     event.request_context = context;
@@ -930,7 +943,13 @@ mod tests {
         assert_eq!(e["multiValueQueryStringParameters"]["a"], json!(["1", "2"]));
         assert_eq!(e["body"], r#"{"prompt":"x"}"#);
         assert_eq!(e["isBase64Encoded"], false);
+        h.insert(
+            "x-latin1",
+            HeaderValue::from_bytes(b"caf\xe9").expect("a header value"),
+        );
         let e = v1_event(&Method::POST, &uri, &h, &[0xff, 0xfe]);
+        assert_eq!(e["headers"]["x-latin1"], "caf\u{fffd}");
+        assert_eq!(e["multiValueHeaders"]["x-latin1"], json!(["caf\u{fffd}"]));
         assert_eq!(e["isBase64Encoded"], true);
         assert_eq!(e["body"], "//4=");
     }
