@@ -62,7 +62,10 @@ pub async fn run_buffered(gateway: &'static Gateway) -> Result<(), Error> {
 pub async fn run_streaming(gateway: &'static Gateway) -> Result<(), Error> {
     // Not `lambda_http::StreamAdapter`: it is `Send` only for a `Sync` body, and the answer's
     // body is a `Send` stream of the agent's chunks. `stream_invocation` does what it does.
-    let service = service_fn(move |event| stream_invocation(gateway, event));
+    // Boxed, as the adapters box theirs: each of the runtime's AWS_LAMBDA_MAX_CONCURRENCY
+    // pollers is a task whose size includes this future's, so unboxed every idle poller
+    // would carry the space of a whole AgentCore call (the SDK's futures are large).
+    let service = service_fn(move |event| Box::pin(stream_invocation(gateway, event)));
     lambda_http::lambda_runtime::run_concurrent(service).await
 }
 
