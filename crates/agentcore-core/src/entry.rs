@@ -50,6 +50,11 @@ const NOT_UTF8_BASE64: &str = "/w==";
 
 /// Serves `gateway` as a buffered HTTP function (option 1) until the runtime stops,
 /// `AWS_LAMBDA_MAX_CONCURRENCY` requests at a time (see the module documentation).
+///
+/// The gateway is `&'static` (the mains leak one `Box`, built once at init) rather than
+/// lent for the length of `main`, as the runtime's one-at-a-time examples lend theirs:
+/// `run_concurrent` spawns a task per poller, and a spawned task may only hold `'static`
+/// data. The gateway lives as long as the process anyway.
 pub async fn run_buffered(gateway: &'static Gateway) -> Result<(), Error> {
     let service = ServiceBuilder::new()
         .map_request(decodable_body)
