@@ -328,3 +328,63 @@ async fn wait_for_access_records(path: &std::path::Path, n: usize) -> String {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// CPU time (user + system) of a process so far, in clock ticks, from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A concurrent function whose Runtime API is gone (its watcher stopped, or Lambda tore the
+/// environment down) must stop, not spin: lambda_runtime 1.5.0's concurrent workers retried
+/// `/next` at once, forever, and such a process lived on at 40 % of a core (patched in
+/// vendor/lambda_runtime, see its PATCHED.md).
+#[tokio::test]
+async fn a_concurrent_function_without_its_runtime_api_backs_off_and_exits() {
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let binary = local_stack::stack::workspace_root().join("target/debug/option2-lambda-url");
+    assert!(
+        binary.exists(),
+        "{} is built first by `make test` (cargo build --bin ...)",
+        binary.display()
+    );
+    let env = local_stack::function_env::local_agent(
+        &agentcore_local::LocalConfig::default(),
+        "http://127.0.0.1:9",
+    );
+    let mut child = tokio::process::Command::new(&binary)
+        .envs(env)
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_MAX_CONCURRENCY", "16")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "option2-lambda-url")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the function starts");
+    let pid = child.id().expect("a pid");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ticks = cpu_ticks(pid);
+    let exit = tokio::time::timeout(Duration::from_secs(40), child.wait()).await;
+    // 16 workers that retried at once burned a whole core in 5 s (~500 ticks); backing off,
+    // they make a few dozen tries each.
+    assert!(
+        ticks.is_some_and(|t| t < 100),
+        "CPU ticks in the first 5 s without a Runtime API: {ticks:?}"
+    );
+    let status = exit
+        .expect("the function exits within 40 s of losing its Runtime API")
+        .expect("an exit status");
+    assert!(!status.success(), "it exits with an error: {status}");
+}

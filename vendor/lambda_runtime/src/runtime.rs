@@ -644,6 +644,14 @@ fn concurrency_env_value() -> Option<String> {
 }
 
 #[cfg(feature = "concurrency-tokio")]
+/// PATCHED: consecutive /next failures after which a concurrent worker stops (about 14 s of
+/// backoff in all).
+const MAX_NEXT_FAILURES: u32 = 20;
+/// PATCHED: the first pause after a failed /next; it doubles up to [`NEXT_BACKOFF_MAX`].
+const NEXT_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
+/// PATCHED: the longest pause between two /next tries.
+const NEXT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn concurrent_worker_loop<S>(mut service: S, config: Arc<Config>, client: Arc<ApiClient>) -> Result<(), BoxError>
 where
     S: Service<LambdaInvocation, Response = (), Error = BoxError>,
@@ -651,11 +659,28 @@ where
 {
     let task_id = tokio::task::id();
     let span = info_span!("worker", task_id = %task_id);
+    // PATCHED (see PATCHED.md): the published loop retried a failed /next at once, forever.
+    // With the Runtime API gone, every worker spun on "connection refused" (a process at
+    // 40 % of a core and a warning per try, for good). Retries now back off, and a worker
+    // gives up after MAX_NEXT_FAILURES failures in a row, as the sequential loop does at
+    // the first; when the last worker is gone the process exits.
+    let mut failures: u32 = 0;
     loop {
         let event = match next_event_future(client.as_ref()).instrument(span.clone()).await {
-            Ok(event) => event,
+            Ok(event) => {
+                failures = 0;
+                event
+            }
             Err(e) => {
-                warn!(task_id = %task_id, error = %e, "Error polling /next, retrying");
+                failures += 1;
+                if failures >= MAX_NEXT_FAILURES {
+                    return Err(e);
+                }
+                warn!(task_id = %task_id, error = %e, failures, "Error polling /next, retrying");
+                let backoff = NEXT_BACKOFF_FIRST
+                    .saturating_mul(1 << failures.min(16))
+                    .min(NEXT_BACKOFF_MAX);
+                tokio::time::sleep(backoff).await;
                 continue;
             }
         };
