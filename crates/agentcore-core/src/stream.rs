@@ -97,6 +97,7 @@ pub fn stream_body(chunks: ChunkStream, mut settings: StreamSettings) -> Streami
         aligner,
         queue: VecDeque::new(),
         tracker: BoundaryTracker::default(),
+        utf8_tail: None,
         settings,
         started: Instant::now(),
         bytes: 0,
@@ -120,6 +121,8 @@ struct StreamState {
     /// Frames ready to go out, in order.
     queue: VecDeque<Result<Frame<Bytes>, BodyError>>,
     tracker: BoundaryTracker,
+    /// The start of a character cut at the end of the last chunk (event streams only).
+    utf8_tail: Option<Bytes>,
     settings: StreamSettings,
     started: Instant,
     bytes: u64,
@@ -178,7 +181,24 @@ impl StreamState {
         }
     }
 
-    fn send(&mut self, piece: Bytes) {
+    fn send(&mut self, mut piece: Bytes) {
+        if self.settings.event_stream {
+            // A character cut between two chunks goes out with the next one: if the stream
+            // breaks in between, the error event then follows whole characters, and a
+            // decoder that checks UTF-8 (eventsource-stream, as stream-client uses it)
+            // still reads it. At most 3 bytes wait, only when a chunk ends mid-character.
+            if let Some(held) = self.utf8_tail.take() {
+                self.send_now(held);
+            }
+            let cut = incomplete_utf8_suffix(&piece);
+            if cut > 0 {
+                self.utf8_tail = Some(piece.split_off(piece.len() - cut));
+            }
+        }
+        self.send_now(piece);
+    }
+
+    fn send_now(&mut self, piece: Bytes) {
         if piece.is_empty() {
             return;
         }
@@ -198,6 +218,10 @@ impl StreamState {
     }
 
     fn complete(&mut self) {
+        if let Some(held) = self.utf8_tail.take() {
+            // The answer ends mid-character: it is the agent's, sent as it is.
+            self.send_now(held);
+        }
         if let Some(rest) = self.aligner.as_mut().map(EventAligner::finish) {
             // An unterminated last event: clients drop it, so it is sent as it is.
             self.send(rest);
@@ -312,6 +336,25 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic without a message")
+}
+
+/// How many bytes at the end of `bytes` are the start of a UTF-8 character that the next
+/// bytes would complete (0 to 3). Bytes that are not UTF-8 at all are not held.
+fn incomplete_utf8_suffix(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let b = bytes[bytes.len() - back];
+        if b & 0b1100_0000 == 0b1000_0000 {
+            continue; // a continuation byte: look further back for the lead byte
+        }
+        let width = match b {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return 0, // ASCII, or not a lead byte
+        };
+        return if width > back { back } else { 0 };
+    }
+    0
 }
 
 /// Cuts an event stream at event ends, so that the agent's error event can be found whole,
@@ -554,6 +597,61 @@ mod tests {
         assert!(crate::sse::is_error_event(&events[2]));
         assert!(events[2].data.contains("\"internal_error\""));
         assert!(!events[2].data.contains("injected"));
+    }
+
+    #[test]
+    fn only_the_start_of_a_cut_character_is_held() {
+        assert_eq!(incomplete_utf8_suffix(b"data: x"), 0);
+        assert_eq!(incomplete_utf8_suffix("é".as_bytes()), 0);
+        assert_eq!(incomplete_utf8_suffix(&"é".as_bytes()[..1]), 1);
+        assert_eq!(incomplete_utf8_suffix(&"€".as_bytes()[..2]), 2);
+        assert_eq!(incomplete_utf8_suffix(&"😀".as_bytes()[..3]), 3);
+        assert_eq!(incomplete_utf8_suffix("😀".as_bytes()), 0);
+        assert_eq!(incomplete_utf8_suffix(b"\x80\x80\x80"), 0);
+        assert_eq!(incomplete_utf8_suffix(b"\xff"), 0);
+        assert_eq!(incomplete_utf8_suffix(b""), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reset_after_half_a_character_still_ends_with_a_readable_error_event() {
+        for translate in [true, false] {
+            let euro = "€".as_bytes();
+            let mut first = b"data: \"ok\"\n\ndata: \"price ".to_vec();
+            first.extend_from_slice(&euro[..2]);
+            let chunks: ChunkStream = Box::pin(futures_util::stream::iter([
+                Ok(Bytes::from(first)),
+                Err(UpstreamError::new(UpstreamKind::Reset, "reset by peer")),
+            ]));
+            let mut settings = settings(true);
+            settings.translate_agent_errors = translate;
+            let bytes: Vec<u8> = frames(stream_body(chunks, settings))
+                .await
+                .into_iter()
+                .map(|f| f.expect("an event stream never fails"))
+                .collect::<Vec<_>>()
+                .concat();
+            let events = crate::sse::decode_all(&bytes).await.expect("UTF-8 SSE");
+            let last = events.last().expect("events");
+            assert!(crate::sse::is_error_event(last), "{events:?}");
+            assert!(last.data.contains("\"upstream_reset\""));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_character_cut_between_chunks_arrives_whole() {
+        let text = "data: \"5 €\"\n\n".as_bytes();
+        let cut = text.len() - 4; // inside the euro sign
+        let chunks: ChunkStream = Box::pin(futures_util::stream::iter([
+            Ok(Bytes::copy_from_slice(&text[..cut])),
+            Ok(Bytes::copy_from_slice(&text[cut..])),
+        ]));
+        let bytes: Vec<u8> = frames(stream_body(chunks, settings(true)))
+            .await
+            .into_iter()
+            .map(|f| f.expect("ok"))
+            .collect::<Vec<_>>()
+            .concat();
+        assert_eq!(bytes, text);
     }
 
     #[tokio::test]
