@@ -143,6 +143,57 @@ async fn a_paced_answer_streams_chunk_by_chunk() {
     server.shutdown().await;
 }
 
+/// Temporary credentials, as a Lambda role gives the function: the SDK signs the session
+/// token, agentcore-local (configured with it) requires it; another token is refused.
+#[tokio::test]
+async fn temporary_credentials_sign_their_session_token() {
+    let server = local(LocalConfig {
+        session_token: Some("the-role-session-token".into()),
+        ..LocalConfig::default()
+    })
+    .await;
+    let config = config(&server, &[]);
+    let with_token = |token: Option<&str>| {
+        let endpoint = config.endpoint_url.clone().expect("endpoint");
+        let token = token.map(str::to_owned);
+        async move {
+            let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .credentials_provider(Credentials::new(
+                    agentcore_local::DEFAULT_ACCESS_KEY_ID,
+                    agentcore_local::DEFAULT_SECRET_ACCESS_KEY,
+                    token,
+                    None,
+                    "test",
+                ))
+                .retry_config(aws_config::retry::RetryConfig::disabled());
+            aws_sdk_bedrockagentcore::Client::new(&loader.load().await)
+                .invoke_agent_runtime()
+                .agent_runtime_arn(agentcore_local::DEFAULT_RUNTIME_ARN)
+                .runtime_session_id("session-0123456789-0123456789-0123456789")
+                .payload(Blob::new(br#"{"prompt":"x"}"#.to_vec()))
+                .send()
+                .await
+        }
+    };
+    assert!(with_token(Some("the-role-session-token")).await.is_ok());
+    for token in [None, Some("another-session-token")] {
+        let err = with_token(token).await.expect_err("refused");
+        let mapped = ApiError::from(map_sdk_error(err));
+        assert_eq!(
+            (mapped.status().as_u16(), mapped.code()),
+            (502, "upstream_access_denied"),
+            "{token:?}"
+        );
+    }
+    // The recorded requests keep no token value.
+    let recorded = format!("{:?}", server.requests());
+    assert!(!recorded.contains("session-token"), "{recorded}");
+    assert!(recorded.contains("x-amz-security-token"), "{recorded}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_wrong_secret_is_a_typed_sdk_error_then_502_upstream_access_denied() {
     let server = local(LocalConfig::default()).await;

@@ -138,6 +138,10 @@ pub struct LocalConfig {
     pub agent_url: Option<String>,
     /// Largest accepted difference between `X-Amz-Date` and the server clock.
     pub max_clock_skew: Duration,
+    /// SigV4 mode: the session token of temporary credentials (what a Lambda role gives a
+    /// function), which every request must carry, signed, in `X-Amz-Security-Token`.
+    /// `None` (the default): long-term keys, and no token is checked.
+    pub session_token: Option<String>,
     /// Server-wide defaults of the demo agent.
     pub demo: DemoDefaults,
 }
@@ -154,6 +158,7 @@ impl Default for LocalConfig {
             auth: AuthMode::SigV4,
             agent_url: None,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            session_token: None,
             demo: DemoDefaults::default(),
         }
     }

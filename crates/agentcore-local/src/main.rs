@@ -52,6 +52,10 @@ struct Cli {
         hide_env_values = true
     )]
     secret_access_key: String,
+    /// Session token every request must carry, signed (temporary credentials, as a Lambda
+    /// role's). Unset: long-term keys, no token checked.
+    #[arg(long, env = "AGENTCORE_LOCAL_SESSION_TOKEN", hide_env_values = true)]
+    session_token: Option<String>,
     /// Known runtime ARNs (repeat the flag or separate with commas).
     #[arg(
         long = "runtime-arn",
@@ -140,6 +144,7 @@ impl Cli {
             },
             agent_url: self.agent_url.filter(|u| !u.trim().is_empty()),
             max_clock_skew: Duration::from_secs(self.max_clock_skew_secs),
+            session_token: self.session_token.filter(|t| !t.trim().is_empty()),
             demo: DemoDefaults {
                 tokens: self.demo_tokens,
                 delay_ms: self.demo_delay_ms,

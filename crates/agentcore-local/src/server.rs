@@ -77,8 +77,7 @@ impl AppState {
             region: config.region.clone(),
             service: SERVICE_NAME.to_owned(),
             max_clock_skew: config.max_clock_skew,
-            // LocalConfig has no session token: local credentials are long-term keys.
-            session_token: None,
+            session_token: config.session_token.clone(),
         };
         Ok(AppState {
             config,
@@ -146,6 +145,9 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
             .map(|(k, v)| {
                 let v = if k == AUTHORIZATION.as_str() {
                     redact_authorization(&v)
+                } else if k == "x-amz-security-token" {
+                    // A credential like the signature: the record says it was there, no more.
+                    "<redacted>".to_owned()
                 } else {
                     v
                 };
