@@ -37,6 +37,18 @@ pub(crate) fn command_output(program: &Path, args: &[&str], cwd: &Path) -> Strin
     }
 }
 
+/// This program, to start a helper process of it (the relay, the access-cost child).
+/// `/proc/self/exe` rather than the path it was started from: a `cargo build` that replaces
+/// `target/release/bench` during a run (others build in the same tree) leaves that path
+/// naming another binary, or none, while `/proc/self/exe` still opens the running one.
+pub(crate) fn own_exe() -> anyhow::Result<std::path::PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().context("locating the bench binary")
+}
+
 /// The number of CPUs this process may run on.
 pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism()

@@ -60,7 +60,7 @@ pub(crate) struct RelayProcess {
 impl RelayProcess {
     /// Starts a relay to `target` (`host:port`) and waits for its port.
     pub(crate) async fn spawn(target: &str) -> Result<Self> {
-        let exe = std::env::current_exe().context("locating the bench binary")?;
+        let exe = crate::machine::own_exe()?;
         let mut child = Command::new(exe)
             .args(["--relay-to", target])
             .stdin(Stdio::null())

@@ -136,7 +136,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> Result<Measured> {
 /// Runs `bench --access-cost N` in a fresh process with option 2's Lambda environment and
 /// reads its figures.
 async fn cost_in_child(ctx: &Ctx, records: u32) -> Result<CostRep> {
-    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let exe = crate::machine::own_exe()?;
     let log_path = ctx.log_dir.join("access-cost.log");
     let result_path = ctx.log_dir.join("access-cost.json");
     let _ = std::fs::remove_file(&result_path);
