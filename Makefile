@@ -182,7 +182,7 @@ sam-build: $(SAM_STAMP) ## sam build --beta-features for each option at x86_64, 
 # `target/release/bench --section soak` (after the build; `--help` lists them).
 bench: tools ## Measure cold start, latency, throughput, memory, package size, access records, load with faults; writes BENCHMARKS.md
 	cargo build --release --workspace --bins
-	target/release/bench --write BENCHMARKS.md $(ARGS)
+	target/release/bench --write BENCHMARKS.md
 
 package: tools ## Build release zips with cargo lambda (x86_64 here; see README for arm64)
 	cargo lambda build --release --compiler cargo --x86-64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
