@@ -180,7 +180,7 @@ sam-build: $(SAM_STAMP) ## sam build --beta-features for each option at x86_64, 
 # features per invocation, and `-p bench` alone would resolve fewer than the workspace build
 # above and compile much of the graph a second time. One section on its own:
 # `target/release/bench --section soak` (after the build; `--help` lists them).
-bench: tools ## Measure cold start, latency, throughput, memory, package size, access records, load with faults; writes BENCHMARKS.md
+bench: tools ## Measure cold start, latency, throughput, memory, package size, access records, load with faults, many streams per process; writes BENCHMARKS.md
 	cargo build --release --workspace --bins
 	target/release/bench --write BENCHMARKS.md
 

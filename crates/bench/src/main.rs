@@ -1,8 +1,9 @@
 //! Benchmark driver of agentcore-lambda: cold start, first invocation, time to first byte,
 //! per-event latency, throughput, memory, CPU and package size of the three functions,
 //! each measured against the same request sent straight to agentcore-local in the same
-//! run; the cost of the access records; and a soak of concurrent streams with injected
-//! faults. Prints a Markdown table; `--write FILE` also writes the full report.
+//! run; the cost of the access records; a soak of concurrent streams with injected
+//! faults; and many streams in one process (`AWS_LAMBDA_MAX_CONCURRENCY`). Prints a
+//! Markdown table; `--write FILE` also writes the full report.
 //!
 //! Run it with `make bench` (release build first). Two set-ups are used:
 //!

@@ -5,6 +5,7 @@
 
 pub(crate) mod access;
 mod cold;
+mod concurrency;
 mod events;
 mod option1;
 mod package;
@@ -36,6 +37,8 @@ pub(crate) enum Section {
     Access,
     /// Concurrent streams on options 2 and 3 with injected faults.
     Soak,
+    /// Many paced streams in one option 2 process (AWS_LAMBDA_MAX_CONCURRENCY).
+    Concurrency,
 }
 
 impl Section {
@@ -51,6 +54,7 @@ impl Section {
             Section::Package,
             Section::Access,
             Section::Soak,
+            Section::Concurrency,
         ]
     }
 
@@ -65,6 +69,7 @@ impl Section {
             Section::Package => "package",
             Section::Access => "access",
             Section::Soak => "soak",
+            Section::Concurrency => "concurrency",
         }
     }
 
@@ -79,6 +84,7 @@ impl Section {
             Section::Package => "6. Package size",
             Section::Access => "7. Access records and the first byte",
             Section::Soak => "8. Load with faults (concurrent streams)",
+            Section::Concurrency => "9. Many streams in one process (option 2)",
         }
     }
 
@@ -93,6 +99,7 @@ impl Section {
             Section::Package => include_str!("../../how/package.md"),
             Section::Access => include_str!("../../how/access.md"),
             Section::Soak => include_str!("../../how/soak.md"),
+            Section::Concurrency => include_str!("../../how/concurrency.md"),
         }
     }
 
@@ -136,6 +143,7 @@ pub(crate) async fn run(section: Section, ctx: &mut Ctx) -> Result<Measured> {
         Section::Package => package::run(ctx).await,
         Section::Access => access::run(ctx).await,
         Section::Soak => soak::run(ctx).await,
+        Section::Concurrency => concurrency::run(ctx).await,
     }
 }
 
