@@ -434,7 +434,13 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `cargo-lambda` on PATH, or in the project's `.venv/bin`.
+/// The pinned `cargo-lambda` in the project's `.venv/bin` (what `make` installs), or else the
+/// first `cargo-lambda` on PATH.
+///
+/// Hand-written rather than the `which` crate: the pinned copy must win over PATH, which
+/// `which` would not know, and the rest is a five-line PATH walk on the one OS this runs
+/// on; the crate would add its own dependencies to every build of the stack for it. Both
+/// the stack and the benchmark use this one function.
 pub fn find_cargo_lambda() -> Option<PathBuf> {
     let venv = workspace_root().join(".venv/bin/cargo-lambda");
     if venv.is_file() {
