@@ -4,9 +4,10 @@
 //! end with its defined outcome, and none may hang.
 //!
 //! Two paths: the harness, where each stream has a function process of its own (as Lambda
-//! gives each concurrent request its own instance), and the local stack, where the same
-//! burst goes through the Function URL (option 2) and the API Gateway emulator (option 3)
-//! to `cargo lambda watch`.
+//! gives each concurrent request its own instance), and a local stack of the section's own,
+//! where the same burst goes through the Function URL (option 2) and the API Gateway
+//! emulator (option 3) to `cargo lambda watch`, whose function processes each serve the
+//! whole burst at once (`AWS_LAMBDA_MAX_CONCURRENCY` = the burst; see [`soak_stack`]).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use agentcore_local::{demo_text, DemoFormat};
 use anyhow::{Context as _, Result};
 use futures_util::future::{join_all, try_join_all};
 use futures_util::StreamExt;
+use local_stack::{LogSink, Stack, StackOptions};
 use serde_json::{json, Value};
 
 use super::{Measured, Section};
@@ -31,12 +33,6 @@ const DELAY_MS: u64 = 5;
 const HARNESS_LIMIT: Duration = Duration::from_secs(60);
 /// Longer through the stack, where `cargo lambda watch` schedules the invocations.
 const STACK_LIMIT: Duration = Duration::from_secs(180);
-/// Concurrent streams through the stack, at most. `cargo lambda watch` 1.9.2 as the stack
-/// starts it (one process per function) served bursts of 40 in every run, and stalled on a
-/// burst of 200: 199 and 200 streams without an end after 180 s, the function idle in
-/// `/next` (docs/FINDINGS.md). The functions' own behaviour under 200 concurrent streams is
-/// the harness waves'.
-const STACK_BURST: usize = 40;
 /// Wrong outcomes listed in the notes, at most.
 const MAX_LISTED: usize = 5;
 
@@ -223,11 +219,13 @@ struct Wave {
 /// Measures the section.
 pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
     let streams = ctx.plan.soak_streams;
+    let stack = soak_stack(ctx, streams).await?;
     let mut waves = Vec::new();
     for option in [Function::Option2, Function::Option3] {
         waves.push(harness_wave(ctx, option, streams).await?);
-        waves.push(stack_wave(ctx, option, streams.min(STACK_BURST)).await?);
+        waves.push(stack_wave(ctx, &stack, option, streams).await?);
     }
+    stack.shutdown().await;
     let mut figs = Figures::new(Section::Soak);
     let mut notes = Vec::new();
     for w in &waves {
@@ -314,7 +312,6 @@ pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
             ("after", FAULT_AFTER.to_string()),
             ("harness_limit", HARNESS_LIMIT.as_secs().to_string()),
             ("stack_limit", STACK_LIMIT.as_secs().to_string()),
-            ("stack_streams", streams.min(STACK_BURST).to_string()),
         ])?,
         notes,
     })
@@ -400,9 +397,33 @@ async fn read_harness_stream(sub: Submitted, stream: &Stream) -> Ended {
     }
 }
 
+/// A local stack whose function processes each serve `streams` invocations at once.
+///
+/// Not the run's shared stack (one invocation per process, as on-demand Lambda): cargo lambda
+/// watch 1.9.2 deadlocks once more than 100 invocations of one function wait in its queue.
+/// `RequestCache::upsert` holds the cache's write lock while it waits for room in the
+/// function's 100-slot channel, and the function's `/next` needs the read lock to take one
+/// out; a burst of 200 to a one-at-a-time function stalled with 199 streams unanswered.
+/// With as many pollers as streams, the queue drains as it fills.
+async fn soak_stack(ctx: &Ctx, streams: usize) -> Result<Stack> {
+    eprintln!("bench:   starting a stack whose functions serve {streams} invocations per process");
+    let opts = StackOptions {
+        local_port: 0,
+        watch_port: 0,
+        apigw_port: 0,
+        release: true,
+        log: LogSink::File(ctx.log_dir.join("soak-watch.log")),
+        max_concurrency: u32::try_from(streams).unwrap_or(u32::MAX),
+        ..StackOptions::default()
+    };
+    Stack::start(opts)
+        .await
+        .context("starting the soak's local stack")
+}
+
 /// The same burst through the stack: option 2's Function URL, option 3's API Gateway.
-async fn stack_wave(ctx: &Ctx, option: Function, streams: usize) -> Result<Wave> {
-    let urls = ctx.stack()?.urls();
+async fn stack_wave(ctx: &Ctx, stack: &Stack, option: Function, streams: usize) -> Result<Wave> {
+    let urls = stack.urls();
     let url = match option {
         Function::Option3 => urls.option3.clone(),
         _ => urls.option2.clone(),
