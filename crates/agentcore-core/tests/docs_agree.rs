@@ -23,12 +23,15 @@ fn table_after(heading: &str) -> Vec<Vec<String>> {
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
         .skip(2) // header and separator
-        .map(|row| {
-            row.trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().to_owned())
-                .collect()
-        })
+        .map(cells)
+        .collect()
+}
+
+/// A table row's cells, trimmed.
+fn cells(row: &str) -> Vec<String> {
+    row.trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_owned())
         .collect()
 }
 
@@ -75,12 +78,7 @@ fn error_rows() -> Vec<Vec<String>> {
     section
         .lines()
         .filter(|l| l.starts_with("| 4") || l.starts_with("| 5"))
-        .map(|row| {
-            row.trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().to_owned())
-                .collect()
-        })
+        .map(cells)
         .collect()
 }
 
