@@ -160,8 +160,8 @@ pub async fn collect(
                     return Err(UpstreamError::new(
                         UpstreamKind::AgentFailed,
                         format!(
-                            "the agent sent an error event: {}: {}",
-                            failure.error_type, failure.error
+                            "the agent sent an error event: {}",
+                            sse::agent_error_log_detail(&failure)
                         ),
                     ));
                 }

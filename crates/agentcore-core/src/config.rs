@@ -38,7 +38,7 @@ pub enum AuthMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AgentErrorEvents {
     /// Replace it with the function's own `agent_error` (a final `event: error` when
-    /// streaming, `502` when buffered); the agent's exception text goes to the log only.
+    /// streaming, `502` when buffered); the log gets its class and a fingerprint of its text.
     #[default]
     Translate,
     /// Pass the agent's events to the client unchanged.

@@ -8,6 +8,21 @@ pub use agentcore_wire::sse::*;
 
 use crate::error::ApiError;
 
+/// What the function logs of an agent's error event: its class, and the length and a
+/// SHA-256 fingerprint of its text, never the text. The text may carry what the agent was
+/// working on (a user's data, a prompt fragment, a path or a key); the agent's own log
+/// (AgentCore's runtime logs) has it whole, and the fingerprint finds it there.
+pub fn agent_error_log_detail(failure: &AgentError) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(failure.error.as_bytes());
+    format!(
+        "{} (text not logged: {} bytes, sha256 {})",
+        failure.error_type,
+        failure.error.len(),
+        hex::encode(&digest[..8])
+    )
+}
+
 /// Finds the ends of events (blank lines) in a byte stream fed in arbitrary chunks, with
 /// the WHATWG line rules: a line ends at CRLF, LF or CR, and an empty line ends an event.
 ///
@@ -125,6 +140,28 @@ mod tests {
         assert_eq!(data["error"]["code"], "upstream_reset");
         assert!(!last.data.contains("connection reset by peer"));
         assert_eq!(event_text(&events[0].data), "ok");
+    }
+
+    #[test]
+    fn the_agent_error_log_detail_names_the_class_and_never_the_text() {
+        let failure = AgentError {
+            error_type: "ValueError".into(),
+            error: "card 4111-1111 for alice@example.com".into(),
+        };
+        let detail = agent_error_log_detail(&failure);
+        assert!(
+            detail.starts_with("ValueError (text not logged: 36 bytes, sha256 "),
+            "{detail}"
+        );
+        assert!(
+            !detail.contains("4111") && !detail.contains("alice"),
+            "{detail}"
+        );
+        let other = AgentError {
+            error: "another text".into(),
+            ..failure.clone()
+        };
+        assert_ne!(agent_error_log_detail(&other), detail);
     }
 
     #[test]

@@ -237,17 +237,14 @@ impl StreamState {
     }
 
     fn fail_with_agent_error(&mut self, failure: AgentError) {
+        let detail = crate::sse::agent_error_log_detail(&failure);
         tracing::error!(
             session_id = %self.settings.session_id,
-            error_type = %failure.error_type,
-            agent_error = %failure.error,
+            agent_error = %detail,
             bytes = self.bytes,
             "the agent reported an error mid-stream; sending agent_error in its place"
         );
-        let err = ApiError::Upstream(UpstreamError::new(
-            UpstreamKind::AgentFailed,
-            format!("{}: {}", failure.error_type, failure.error),
-        ));
+        let err = ApiError::Upstream(UpstreamError::new(UpstreamKind::AgentFailed, detail));
         let event = error_event(&err, !self.tracker.at_boundary());
         let event_len = event.len() as u64;
         self.queue.push_back(Ok(Frame::data(event)));

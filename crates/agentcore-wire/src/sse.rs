@@ -132,7 +132,8 @@ pub fn is_error_event(event: &Event) -> bool {
 pub struct AgentError {
     /// The exception's class name (`error_type`).
     pub error_type: String,
-    /// The exception text (`error`): internal detail, for the operator's log only.
+    /// The exception text (`error`): internal detail, never sent to a client nor logged
+    /// (the functions log a fingerprint of it).
     pub error: String,
 }
 

@@ -837,9 +837,8 @@ async fn corpus_end_to_end_on_every_option_and_a_clean_debug_log() {
 // Log hygiene
 // ---------------------------------------------------------------------------------------
 
-/// No line of the functions' DEBUG log carries a credential, a token or the prompt; the
-/// agent's exception text appears only where it is meant to (the one labelled error line
-/// of its request, for the operator), never in a line some library wrote.
+/// No line of the functions' DEBUG log carries a credential, a token, the prompt or the
+/// agent's exception text.
 fn assert_clean_logs() {
     for path in [corpus_watch_log_path(), oauth_watch_log_path()] {
         let log =
@@ -865,18 +864,13 @@ fn assert_clean_logs() {
                     line.chars().take(1000).collect::<String>()
                 );
             }
-            if line.contains(agentcore_local::AGENT_EXCEPTION_TEXT) {
-                let doc: Value = serde_json::from_str(line).unwrap_or_default();
-                let labelled = doc["agent_error"] == json!(agentcore_local::AGENT_EXCEPTION_TEXT)
-                    || doc["detail"]
-                        .as_str()
-                        .is_some_and(|d| d.contains("the agent sent an error event"));
-                assert!(
-                    labelled,
-                    "{what}:{}: the agent's exception text outside its error line: {line}",
-                    i + 1
-                );
-            }
+            // The agent's exception text may carry a user's data: the functions log its
+            // class and a fingerprint, never the text.
+            assert!(
+                !line.contains(agentcore_local::AGENT_EXCEPTION_TEXT),
+                "{what}:{}: a log line carries the agent's exception text: {line}",
+                i + 1
+            );
         }
         eprintln!(
             "corpus: {what}: {} lines ({debug_lines} at DEBUG), none with a secret",
