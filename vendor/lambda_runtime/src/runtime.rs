@@ -615,11 +615,33 @@ where
 fn incoming(
     client: &ApiClient,
 ) -> impl Stream<Item = Result<http::Response<hyper::body::Incoming>, BoxError>> + Send + '_ {
+    // PATCHED (see PATCHED.md): a failed /next is retried with the concurrent workers'
+    // backoff before it ends the process. A pooled Runtime API connection that the peer has
+    // just closed fails the next request with `IncompleteMessage` before it is sent; the
+    // published loop ended the process on it (under `cargo lambda watch`, which then sent
+    // that function nothing ever again).
     async_stream::stream! {
         loop {
             trace!("Waiting for next event (incoming loop)");
-            let req = NextEventRequest.into_req().expect("Unable to construct request");
-            let res = client.call(req).await;
+            let mut failures: u32 = 0;
+            let res = loop {
+                let req = NextEventRequest.into_req().expect("Unable to construct request");
+                match client.call(req).await {
+                    Ok(event) => break Ok(event),
+                    Err(e) => {
+                        failures += 1;
+                        if failures >= MAX_NEXT_FAILURES {
+                            break Err(e);
+                        }
+                        tokio::time::sleep(
+                            NEXT_BACKOFF_FIRST
+                                .saturating_mul(1 << failures.min(16))
+                                .min(NEXT_BACKOFF_MAX),
+                        )
+                        .await;
+                    }
+                }
+            };
             yield res;
         }
     }
@@ -643,15 +665,15 @@ fn concurrency_env_value() -> Option<String> {
     env::var("AWS_LAMBDA_MAX_CONCURRENCY").ok()
 }
 
-#[cfg(feature = "concurrency-tokio")]
-/// PATCHED: consecutive /next failures after which a concurrent worker stops (about 14 s of
-/// backoff in all).
+/// PATCHED: consecutive /next failures after which a poller stops (about 14 s of backoff in
+/// all).
 const MAX_NEXT_FAILURES: u32 = 20;
 /// PATCHED: the first pause after a failed /next; it doubles up to [`NEXT_BACKOFF_MAX`].
 const NEXT_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(5);
 /// PATCHED: the longest pause between two /next tries.
 const NEXT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
+#[cfg(feature = "concurrency-tokio")]
 async fn concurrent_worker_loop<S>(mut service: S, config: Arc<Config>, client: Arc<ApiClient>) -> Result<(), BoxError>
 where
     S: Service<LambdaInvocation, Response = (), Error = BoxError>,
