@@ -45,6 +45,26 @@ pub(crate) struct Submitted {
     pub(crate) answer: oneshot::Receiver<std::result::Result<Answer, String>>,
 }
 
+impl Submitted {
+    /// Waits until `deadline` for the event to be served and its answer posted: when `/next`
+    /// served it and the answer (or the function's error), or why the stream hung.
+    pub(crate) async fn wait(
+        self,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<(Instant, std::result::Result<Answer, String>), &'static str> {
+        let served = match tokio::time::timeout_at(deadline, self.served).await {
+            Ok(Ok(at)) => at,
+            Ok(Err(_)) => return Err("the Runtime API stopped before serving the event"),
+            Err(_) => return Err("the event was never asked for"),
+        };
+        match tokio::time::timeout_at(deadline, self.answer).await {
+            Ok(Ok(answer)) => Ok((served, answer)),
+            Ok(Err(_)) => Err("the answer was never posted"),
+            Err(_) => Err("no end within the limit"),
+        }
+    }
+}
+
 /// Where a `/response` body goes: observed inline by the handler that reads it. Handing
 /// each chunk to another task instead would cost the driver a cross-thread wake-up per
 /// chunk, on the CPU it shares with the agent in the isolated throughput runs.

@@ -378,15 +378,9 @@ async fn read(sub: Submitted, tokens: u64, limit: Duration) -> Ended {
         hung: true,
         ..Ended::default()
     };
-    match tokio::time::timeout_at(deadline, sub.served).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => return hung("the Runtime API stopped before serving the event"),
-        Err(_) => return hung("the event was never asked for"),
-    }
-    let answer = match tokio::time::timeout_at(deadline, sub.answer).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => return hung("the answer was never posted"),
-        Err(_) => return hung("no end within the limit"),
+    let answer = match sub.wait(deadline).await {
+        Ok((_, answer)) => answer,
+        Err(why) => return hung(why),
     };
     let a = match answer {
         Ok(a) => a,

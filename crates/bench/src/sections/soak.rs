@@ -369,15 +369,9 @@ async fn read_harness_stream(sub: Submitted, stream: &Stream) -> Ended {
         first_byte: None,
         total: ms(HARNESS_LIMIT),
     };
-    let served = match tokio::time::timeout_at(deadline, sub.served).await {
-        Ok(Ok(at)) => at,
-        Ok(Err(_)) => return hung("the Runtime API stopped before serving the event"),
-        Err(_) => return hung("the event was never asked for"),
-    };
-    let answer = match tokio::time::timeout_at(deadline, sub.answer).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => return hung("the answer was never posted"),
-        Err(_) => return hung("no end within the limit"),
+    let (served, answer) = match sub.wait(deadline).await {
+        Ok(served_and_answer) => served_and_answer,
+        Err(why) => return hung(why),
     };
     match answer {
         Ok(a) => Ended {
