@@ -61,13 +61,23 @@ async fn sdk_client(
     secret: &str,
     clock_offset: Option<Duration>,
 ) -> aws_sdk_bedrockagentcore::Client {
+    sdk_client_with_token(config, secret, None, clock_offset).await
+}
+
+/// [`sdk_client`] with temporary credentials' session token.
+async fn sdk_client_with_token(
+    config: &Config,
+    secret: &str,
+    session_token: Option<String>,
+    clock_offset: Option<Duration>,
+) -> aws_sdk_bedrockagentcore::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(config.endpoint_url.clone().expect("endpoint"))
         .credentials_provider(Credentials::new(
             agentcore_local::DEFAULT_ACCESS_KEY_ID,
             secret,
-            None,
+            session_token,
             None,
             "test",
         ))
@@ -154,21 +164,12 @@ async fn temporary_credentials_sign_their_session_token() {
     .await;
     let config = config(&server, &[]);
     let with_token = |token: Option<&str>| {
-        let endpoint = config.endpoint_url.clone().expect("endpoint");
         let token = token.map(str::to_owned);
+        let config = &config;
         async move {
-            let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(Credentials::new(
-                    agentcore_local::DEFAULT_ACCESS_KEY_ID,
-                    agentcore_local::DEFAULT_SECRET_ACCESS_KEY,
-                    token,
-                    None,
-                    "test",
-                ))
-                .retry_config(aws_config::retry::RetryConfig::disabled());
-            aws_sdk_bedrockagentcore::Client::new(&loader.load().await)
+            let secret = agentcore_local::DEFAULT_SECRET_ACCESS_KEY;
+            sdk_client_with_token(config, secret, token, None)
+                .await
                 .invoke_agent_runtime()
                 .agent_runtime_arn(agentcore_local::DEFAULT_RUNTIME_ARN)
                 .runtime_session_id("session-0123456789-0123456789-0123456789")
