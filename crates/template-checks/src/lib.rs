@@ -31,6 +31,10 @@
 //!   the stage; API Gateway's invoke role trusted only with `aws:SourceAccount` and
 //!   `aws:SourceArn`; no `LogLevel` at which the runtime or the SDK log raw events; every
 //!   checkov skip listed with its reason, and `make lint` running a pinned checkov;
+//! - Lambda Managed Instances (issue 16, `CapacityProviderArn`): in every option a second
+//!   function exists only under `ManagedInstancesOn`, equal to the on-demand one but for its
+//!   memory, capacity provider and reserved concurrency, with its own alarms; in options 1
+//!   and 3 the API's integration, and the grant API Gateway holds, follow it;
 //! - buildability: `BuildMethod: rust-cargolambda` with the workspace binary of each option;
 //! - sample events that `lambda_http` deserializes as the event type the option receives.
 //!

@@ -112,7 +112,7 @@ fn resources_of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a str, &'a Value)> {
 }
 
 /// The function every deployment has (the on-demand one): the only
-/// `AWS::Serverless::Function` without a `Condition`. Option 2's Managed Instances copy
+/// `AWS::Serverless::Function` without a `Condition`. Each option's Managed Instances copy
 /// exists under one (see the Managed Instances tests).
 fn the_function(t: &Value) -> (&str, &Value) {
     let functions: Vec<_> = resources_of_type(t, "AWS::Serverless::Function")
@@ -779,11 +779,12 @@ fn option1_gives_up_before_api_gateway_does() {
         "RESPONSE_DEADLINE_MS {deadline} >= {timeout} s"
     );
 
-    let api = resources_of_type(&t, "AWS::Serverless::Api");
-    assert_eq!(api.len(), 1);
-    let body = &props(api[0].1)["DefinitionBody"];
-    let post = &body["paths"]["/invoke"]["post"];
-    let integration = &post["x-amazon-apigateway-integration"];
+    assert_eq!(resources_of_type(&t, "AWS::Serverless::Api").len(), 1);
+    // As the default deployment (on-demand only) creates it; with a capacity provider the
+    // URI names the Managed Instances function (api_integration_follows_managed_instances).
+    let deployed = Deployment::new(&t, &[]).resources();
+    let (path, _) = api_invoke_path(&deployed);
+    let integration = &path["post"]["x-amazon-apigateway-integration"];
     assert_eq!(integration["type"], json!("aws_proxy"));
     assert_eq!(integration["httpMethod"], json!("POST"));
     let integration_timeout = as_number(&integration["timeoutInMillis"]).expect("timeoutInMillis");
@@ -1357,7 +1358,7 @@ fn option3_integration_streams_through_response_streaming_invocations() {
     let role_id = credentials["Fn::GetAtt"][0]
         .as_str()
         .expect("credentials is a GetAtt");
-    let role = &resources(&t)[role_id];
+    let role = &deployed[role_id];
     assert_eq!(role["Type"], json!("AWS::IAM::Role"));
     let statements = iam_statements(role);
     assert_eq!(statements.len(), 1);
@@ -2211,7 +2212,13 @@ fn alarms_exist_only_with_an_email_and_watch_metrics_the_function_writes() {
             assert_eq!(names.contains(expected), api, "{name}: {expected}");
         }
         for (alarm, resource) in &alarms {
-            assert_eq!(resource["Condition"], json!("AlarmsOn"), "{name}: {alarm}");
+            // The Managed Instances function's own, only when it exists too.
+            let condition = if alarm.starts_with("ManagedInstances") {
+                "ManagedInstancesAlarmsOn"
+            } else {
+                "AlarmsOn"
+            };
+            assert_eq!(resource["Condition"], json!(condition), "{name}: {alarm}");
             assert_eq!(
                 props(resource)["AlarmActions"],
                 json!([{"Ref": "AlarmTopic"}]),
@@ -2574,13 +2581,18 @@ fn no_log_level_lets_the_runtime_or_the_sdk_log_raw_events() {
 
 /// The checkov rules each template skips, and where: a new skip (or a skip moved to
 /// another resource) is a decision to make here, with its reason in the template.
-const CHECKOV_SKIPS: [(&str, &str, &[&str]); 14] = [
+const CHECKOV_SKIPS: [(&str, &str, &[&str]); 16] = [
     ("option1-api-gateway", "FunctionLogGroup", &["CKV_AWS_158"]),
     ("option1-api-gateway", "ApiAccessLogGroup", &["CKV_AWS_158"]),
     (
         "option1-api-gateway",
         "AgentFunction",
         &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+    ),
+    (
+        "option1-api-gateway",
+        "ManagedInstancesFunction",
+        &["CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
     ),
     ("option1-api-gateway", "Api", &["CKV_AWS_73", "CKV_AWS_120"]),
     ("option1-api-gateway", "AlarmTopic", &["CKV_AWS_26"]),
@@ -2610,6 +2622,11 @@ const CHECKOV_SKIPS: [(&str, &str, &[&str]); 14] = [
         "option3-api-gateway-streaming",
         "AgentFunction",
         &["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
+    ),
+    (
+        "option3-api-gateway-streaming",
+        "ManagedInstancesFunction",
+        &["CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"],
     ),
     (
         "option3-api-gateway-streaming",
@@ -2759,7 +2776,7 @@ fn cargo_lambda_deploy_defaults_are_the_templates() {
 }
 
 // ------------------------------------------------------------------------------------------
-// Option 2 on Lambda Managed Instances (issue 16)
+// Lambda Managed Instances (issue 16): an optional second function in every option
 
 const SAMPLE_CAPACITY_PROVIDER_ARN: &str =
     "arn:aws:lambda:us-east-1:123456789012:capacity-provider:chat-streams";
@@ -2812,87 +2829,398 @@ fn option2_managed_instances_exist_only_with_a_capacity_provider() {
     );
 }
 
+/// The four per-function alarms, each mirrored for the Managed Instances function.
+const PER_FUNCTION_ALARMS: [&str; 4] = [
+    "ServerErrorRateAlarm",
+    "TimeToFirstByteAlarm",
+    "LambdaErrorsAlarm",
+    "LambdaThrottlesAlarm",
+];
+
+const SAMPLE_ALARM_EMAIL: &str = "ops@example.com";
+
+/// The ids of the resources a deployment creates whose id starts with `ManagedInstances`.
+fn managed_instances_resources(d: &Deployment<'_>) -> BTreeSet<String> {
+    d.resources()
+        .into_keys()
+        .filter(|id| id.starts_with("ManagedInstances"))
+        .collect()
+}
+
 #[test]
-fn option2_managed_instances_run_many_streams_per_environment_on_one_vcpu() {
+fn managed_instances_exist_only_with_a_capacity_provider_in_every_option() {
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        assert_eq!(
+            param_default(&t, "CapacityProviderArn"),
+            json!(""),
+            "{name}"
+        );
+        assert_eq!(
+            t["Conditions"]["ManagedInstancesOn"],
+            json!({"Fn::Not": [{"Fn::Equals": [reference("CapacityProviderArn"), ""]}]}),
+            "{name}"
+        );
+        assert_eq!(
+            t["Conditions"]["ManagedInstancesAlarmsOn"],
+            json!({"Fn::And": [{"Condition": "AlarmsOn"}, {"Condition": "ManagedInstancesOn"}]}),
+            "{name}"
+        );
+        let none = BTreeSet::new();
+        // The default, with or without alarms, deploys the on-demand function only.
+        assert_eq!(
+            managed_instances_resources(&Deployment::new(&t, &[])),
+            none,
+            "{name}"
+        );
+        assert_eq!(
+            managed_instances_resources(&Deployment::new(
+                &t,
+                &[("AlarmEmail", SAMPLE_ALARM_EMAIL)]
+            )),
+            none,
+            "{name}"
+        );
+        // A capacity provider adds the function; the alarms add its four alarms.
+        let on = Deployment::new(&t, &[("CapacityProviderArn", SAMPLE_CAPACITY_PROVIDER_ARN)]);
+        assert!(on.refusals().is_empty(), "{name}: {:?}", on.refusals());
+        let function = BTreeSet::from(["ManagedInstancesFunction".to_owned()]);
+        assert_eq!(managed_instances_resources(&on), function, "{name}");
+        let with_alarms = Deployment::new(
+            &t,
+            &[
+                ("CapacityProviderArn", SAMPLE_CAPACITY_PROVIDER_ARN),
+                ("AlarmEmail", SAMPLE_ALARM_EMAIL),
+            ],
+        );
+        let mut expected = function.clone();
+        expected.extend(
+            PER_FUNCTION_ALARMS
+                .iter()
+                .map(|a| format!("ManagedInstances{a}")),
+        );
+        assert_eq!(
+            managed_instances_resources(&with_alarms),
+            expected,
+            "{name}"
+        );
+        // The on-demand function stays, with or without the Managed Instances one.
+        let (on_demand, _) = the_function(&t);
+        assert!(on.resources().contains_key(on_demand), "{name}");
+        // Its ARN is an output under the same condition.
+        assert_eq!(
+            t["Outputs"]["ManagedInstancesFunctionArn"]["Condition"],
+            json!("ManagedInstancesOn"),
+            "{name}"
+        );
+        assert_eq!(
+            t["Outputs"]["ManagedInstancesFunctionArn"]["Value"],
+            get_att("ManagedInstancesFunction", "Arn"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn managed_instances_parameters_are_grouped_and_documented() {
+    let names = [
+        "CapacityProviderArn",
+        "ManagedInstancesMaxConcurrency",
+        "ManagedInstancesMemorySize",
+        "ManagedInstancesMemoryPerVCpu",
+    ];
+    let root = fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let section = root
+        .split("\n## Many streams per process: Lambda Managed Instances")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the root README's Managed Instances section");
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        let groups = t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+            .as_array()
+            .expect("ParameterGroups");
+        let group = groups
+            .iter()
+            .find(|g| g["Label"]["default"] == json!("Lambda Managed Instances (optional)"))
+            .unwrap_or_else(|| panic!("{name}: no Managed Instances parameter group"));
+        assert_eq!(group["Parameters"], json!(names), "{name}");
+        for parameter in names {
+            let p = param(&t, parameter);
+            assert!(
+                p["Description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}: {parameter} has no Description"
+            );
+            assert!(
+                section.contains(parameter),
+                "the root README's Managed Instances section does not name {parameter}"
+            );
+        }
+        // Each option's README points at the root README's section (which owns the cost
+        // model) and names the parameter that turns it on.
+        let readme = fs::read_to_string(workspace_root().join(name).join("README.md"))
+            .expect("the option's README");
+        assert!(readme.contains("`CapacityProviderArn`"), "{name}: README");
+        assert!(
+            readme.contains("../README.md#many-streams-per-process-lambda-managed-instances"),
+            "{name}: README links the Managed Instances section"
+        );
+    }
+}
+
+#[test]
+fn managed_instances_run_many_requests_per_environment_on_one_vcpu() {
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        let function = &t["Resources"]["ManagedInstancesFunction"];
+        assert_eq!(
+            function["Type"],
+            json!("AWS::Serverless::Function"),
+            "{name}"
+        );
+        let p = props(function);
+        assert_eq!(
+            p["CapacityProviderConfig"],
+            json!({
+                "Arn": reference("CapacityProviderArn"),
+                "PerExecutionEnvironmentMaxConcurrency": reference("ManagedInstancesMaxConcurrency"),
+                "ExecutionEnvironmentMemoryGiBPerVCpu": reference("ManagedInstancesMemoryPerVCpu"),
+            }),
+            "{name}: SAM's CapacityProviderConfig, a plain mapping (its transform refuses an Fn::If there)"
+        );
+        assert_eq!(
+            p["MemorySize"],
+            reference("ManagedInstancesMemorySize"),
+            "{name}"
+        );
+        // The capacity provider's VPC is used: Lambda refuses a VpcConfig beside it.
+        assert!(p.get("VpcConfig").is_none(), "{name}");
+        // Lambda's limits: 2 GB and 1 vCPU at least, 1 to 1,600 invocations per
+        // environment, 2, 4 or 8 GiB per vCPU.
+        let memory = param(&t, "ManagedInstancesMemorySize");
+        assert_eq!(as_number(&memory["MinValue"]), Some(2048.0), "{name}");
+        let concurrency = param(&t, "ManagedInstancesMaxConcurrency");
+        assert_eq!(
+            (
+                as_number(&concurrency["MinValue"]),
+                as_number(&concurrency["MaxValue"])
+            ),
+            (Some(1.0), Some(1600.0)),
+            "{name}"
+        );
+        assert!(
+            as_number(&param_default(&t, "ManagedInstancesMaxConcurrency")).unwrap_or(0.0) > 1.0,
+            "{name}"
+        );
+        assert_eq!(
+            param(&t, "ManagedInstancesMemoryPerVCpu")["AllowedValues"],
+            json!([2, 4, 8]),
+            "{name}"
+        );
+        // The defaults give one vCPU per environment: the runtime is one thread
+        // (agentcore_core::entry), a second vCPU would sit idle.
+        let mb = as_number(&param_default(&t, "ManagedInstancesMemorySize")).unwrap_or(0.0);
+        let per_vcpu =
+            as_number(&param_default(&t, "ManagedInstancesMemoryPerVCpu")).unwrap_or(0.0);
+        assert_eq!(
+            mb / (per_vcpu * 1024.0),
+            1.0,
+            "{name}: vCPUs per environment"
+        );
+        let pattern = param(&t, "CapacityProviderArn")["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pattern.starts_with("^$|") && pattern.contains(":capacity-provider:"),
+            "{name}: {pattern}"
+        );
+    }
+    // Option 2's Function URL streams, like the on-demand function's.
     let t = load_template(&option("option2-lambda-url"));
-    let function = &t["Resources"]["ManagedInstancesFunction"];
-    assert_eq!(function["Type"], json!("AWS::Serverless::Function"));
-    let p = props(function);
     assert_eq!(
-        p["CapacityProviderConfig"],
-        json!({
-            "Arn": reference("CapacityProviderArn"),
-            "PerExecutionEnvironmentMaxConcurrency": reference("ManagedInstancesMaxConcurrency"),
-            "ExecutionEnvironmentMemoryGiBPerVCpu": reference("ManagedInstancesMemoryPerVCpu"),
-        }),
-        "SAM's CapacityProviderConfig, a plain mapping (its transform refuses an Fn::If there)"
-    );
-    assert_eq!(p["MemorySize"], reference("ManagedInstancesMemorySize"));
-    // Lambda's limits: 2 GB and 1 vCPU at least, 1 to 1,600 invocations per environment,
-    // 2, 4 or 8 GiB per vCPU.
-    let memory = param(&t, "ManagedInstancesMemorySize");
-    assert_eq!(as_number(&memory["MinValue"]), Some(2048.0));
-    let concurrency = param(&t, "ManagedInstancesMaxConcurrency");
-    assert_eq!(
-        (
-            as_number(&concurrency["MinValue"]),
-            as_number(&concurrency["MaxValue"])
-        ),
-        (Some(1.0), Some(1600.0))
-    );
-    assert!(as_number(&param_default(&t, "ManagedInstancesMaxConcurrency")).unwrap_or(0.0) > 1.0);
-    assert_eq!(
-        param(&t, "ManagedInstancesMemoryPerVCpu")["AllowedValues"],
-        json!([2, 4, 8])
-    );
-    // The defaults give one vCPU per environment: the runtime is one thread
-    // (agentcore_core::entry), a second vCPU would sit idle.
-    let mb = as_number(&param_default(&t, "ManagedInstancesMemorySize")).unwrap_or(0.0);
-    let per_vcpu = as_number(&param_default(&t, "ManagedInstancesMemoryPerVCpu")).unwrap_or(0.0);
-    assert_eq!(mb / (per_vcpu * 1024.0), 1.0, "vCPUs per environment");
-    let pattern = param(&t, "CapacityProviderArn")["AllowedPattern"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(
-        pattern.starts_with("^$|") && pattern.contains(":capacity-provider:"),
-        "{pattern}"
-    );
-    // Its Function URL streams, like the on-demand function's.
-    assert_eq!(
-        p["FunctionUrlConfig"]["InvokeMode"],
+        props(&t["Resources"]["ManagedInstancesFunction"])["FunctionUrlConfig"]["InvokeMode"],
         json!("RESPONSE_STREAM")
     );
 }
 
 #[test]
-fn option2_managed_instances_function_is_the_on_demand_one_but_for_its_compute() {
-    let t = load_template(&option("option2-lambda-url"));
-    let (_, on_demand) = the_function(&t);
-    let managed = &t["Resources"]["ManagedInstancesFunction"];
-    assert_eq!(managed["Condition"], json!("ManagedInstancesOn"));
-    assert_eq!(
-        managed["Metadata"]["BuildProperties"], on_demand["Metadata"]["BuildProperties"],
-        "the same binary"
-    );
-    assert_eq!(
-        managed["Metadata"]["BuildMethod"],
-        on_demand["Metadata"]["BuildMethod"]
-    );
-    let strip = |function: &Value| -> Map<String, Value> {
-        let mut p = props(function).as_object().cloned().unwrap_or_default();
-        for compute in [
-            "MemorySize",
-            "CapacityProviderConfig",
-            "ReservedConcurrentExecutions",
-            "Description",
-        ] {
-            p.remove(compute);
+fn managed_instances_function_is_the_on_demand_one_but_for_its_compute() {
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        let (_, on_demand) = the_function(&t);
+        let managed = &t["Resources"]["ManagedInstancesFunction"];
+        assert_eq!(managed["Condition"], json!("ManagedInstancesOn"), "{name}");
+        assert_eq!(
+            managed["Metadata"]["BuildProperties"], on_demand["Metadata"]["BuildProperties"],
+            "{name}: the same binary"
+        );
+        assert_eq!(
+            managed["Metadata"]["BuildMethod"], on_demand["Metadata"]["BuildMethod"],
+            "{name}"
+        );
+        let strip = |function: &Value| -> Map<String, Value> {
+            let mut p = props(function).as_object().cloned().unwrap_or_default();
+            for compute in [
+                "MemorySize",
+                "CapacityProviderConfig",
+                "ReservedConcurrentExecutions",
+                "Description",
+            ] {
+                p.remove(compute);
+            }
+            p
+        };
+        // Same code, role, environment, logging, timeout, tracing (and option 2's Function
+        // URL): a setting added to one and not the other fails here.
+        assert_eq!(strip(managed), strip(on_demand), "{name}");
+        // Its concurrency is bounded by the capacity provider, not by reserved concurrency.
+        assert!(
+            props(managed).get("ReservedConcurrentExecutions").is_none(),
+            "{name}"
+        );
+    }
+}
+
+/// `v` with every `{"Ref": from}` replaced by `{"Ref": to}`.
+fn with_ref_renamed(v: &Value, from: &str, to: &str) -> Value {
+    if *v == reference(from) {
+        return reference(to);
+    }
+    match v {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| with_ref_renamed(i, from, to))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_ref_renamed(v, from, to)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn managed_instances_alarms_mirror_the_on_demand_ones_on_its_own_metrics() {
+    for option in OPTIONS {
+        let name = option.name;
+        let t = load_template(&option);
+        let (on_demand, _) = the_function(&t);
+        for alarm in PER_FUNCTION_ALARMS {
+            let mirrored = &resources(&t)[&format!("ManagedInstances{alarm}")];
+            assert_eq!(
+                mirrored["Condition"],
+                json!("ManagedInstancesAlarmsOn"),
+                "{name}: {alarm}"
+            );
+            // Its own function, never the on-demand one.
+            assert!(
+                !all_values(mirrored).contains(&&reference(on_demand)),
+                "{name}: ManagedInstances{alarm} watches {on_demand}"
+            );
+            assert!(
+                all_values(mirrored).contains(&&reference("ManagedInstancesFunction")),
+                "{name}: ManagedInstances{alarm}"
+            );
+            // Otherwise the same alarm (metric, statistic, threshold, topic): only the
+            // function and the description differ.
+            let comparable = |v: &Value| {
+                let mut v = v.clone();
+                v["Properties"]
+                    .as_object_mut()
+                    .expect("Properties")
+                    .remove("AlarmDescription");
+                v.as_object_mut().expect("a resource").remove("Condition");
+                v
+            };
+            let original = &resources(&t)[alarm];
+            assert_eq!(
+                comparable(&with_ref_renamed(
+                    mirrored,
+                    "ManagedInstancesFunction",
+                    on_demand
+                )),
+                comparable(original),
+                "{name}: ManagedInstances{alarm}"
+            );
         }
-        p
-    };
-    // Same code, role, environment, logging, timeout, tracing, Function URL: a setting added
-    // to one and not the other fails here.
-    assert_eq!(strip(managed), strip(on_demand));
-    // Its concurrency is bounded by the capacity provider, not by reserved concurrency.
-    assert!(props(managed).get("ReservedConcurrentExecutions").is_none());
+    }
+}
+
+/// The logical id of the function an integration URI names (`...functions/${Id.Arn}/...`),
+/// and what follows it.
+fn integration_target(integration: &Value) -> (String, String) {
+    let uri = integration["uri"]["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the integration URI is a Fn::Sub string: {integration}"));
+    let (_, rest) = uri.split_once("/functions/${").expect("names a function");
+    let (id, tail) = rest.split_once(".Arn}").expect("by its Arn");
+    (id.to_owned(), tail.to_owned())
+}
+
+/// An API has one integration per method: with a capacity provider, POST and DELETE /invoke
+/// invoke the Managed Instances function (by its unqualified ARN, which Lambda routes to
+/// $LATEST.PUBLISHED), and the one grant API Gateway holds (option 1's Lambda permissions,
+/// option 3's invoke role) names that function, never the unused one.
+#[test]
+fn api_integration_follows_managed_instances() {
+    for (name, _) in API_OPTIONS {
+        let t = load_template(&option(name));
+        let (on_demand, _) = the_function(&t);
+        for (overrides, expected) in [
+            (vec![], on_demand),
+            (
+                vec![("CapacityProviderArn", SAMPLE_CAPACITY_PROVIDER_ARN)],
+                "ManagedInstancesFunction",
+            ),
+        ] {
+            let d = Deployment::new(&t, &overrides);
+            let deployed = d.resources();
+            assert!(deployed.contains_key(expected), "{name}: {expected}");
+            let (path, _) = api_invoke_path(&deployed);
+            for verb in ["post", "delete"] {
+                let integration = &path[verb]["x-amazon-apigateway-integration"];
+                let (id, tail) = integration_target(integration);
+                assert_eq!(id, expected, "{name}: {verb} with {overrides:?}");
+                // Unqualified: no :version or :alias between the ARN and the action.
+                assert!(
+                    tail == "/invocations" || tail == "/response-streaming-invocations",
+                    "{name}: {verb}: {tail}"
+                );
+            }
+            let arn = get_att(expected, "Arn");
+            if name == "option1-api-gateway" {
+                let permissions: Vec<&Value> = deployed
+                    .values()
+                    .filter(|r| r["Type"] == json!("AWS::Lambda::Permission"))
+                    .collect();
+                assert_eq!(permissions.len(), 2, "{name}: POST and DELETE");
+                for permission in permissions {
+                    assert_eq!(
+                        props(permission)["FunctionName"],
+                        arn,
+                        "{name}: {overrides:?}"
+                    );
+                }
+            } else {
+                let role_id = path["post"]["x-amazon-apigateway-integration"]["credentials"]
+                    ["Fn::GetAtt"][0]
+                    .as_str()
+                    .expect("credentials is a GetAtt");
+                let statements = iam_statements(&deployed[role_id]);
+                assert_eq!(statements.len(), 1, "{name}");
+                assert_eq!(
+                    statement_resources(statements[0]),
+                    [&arn],
+                    "{name}: {overrides:?}"
+                );
+            }
+        }
+    }
 }
