@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_bedrockagentcore::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -115,17 +116,7 @@ impl AgentCoreClient {
     pub async fn new(config: &Config) -> Result<Self, ConfigError> {
         let backend = match config.auth_mode {
             AuthMode::SigV4 => {
-                let shared = aws_config::defaults(BehaviorVersion::latest())
-                    .region(Region::new(config.runtime_arn.region().to_owned()))
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(config.timeouts.connect)
-                            .build(),
-                    )
-                    // Retries are decided in `invoke` (see there): the SDK makes one attempt.
-                    .retry_config(RetryConfig::disabled())
-                    .load()
-                    .await;
+                let shared = Self::sdk_config_loader(config).load().await;
                 Backend::Sdk(aws_sdk_bedrockagentcore::Client::new(&shared))
             }
             AuthMode::OAuth => {
@@ -152,6 +143,26 @@ impl AgentCoreClient {
             timeouts: config.timeouts,
             max_attempts: config.max_attempts,
         })
+    }
+
+    /// The SDK settings of SigV4 mode: region from the runtime ARN, the connect timeout,
+    /// one attempt per call, no stalled-stream protection. Credentials and the endpoint come
+    /// from the default chain; tests add their own to this loader.
+    pub fn sdk_config_loader(config: &Config) -> aws_config::ConfigLoader {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.runtime_arn.region().to_owned()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(config.timeouts.connect)
+                    .build(),
+            )
+            // Retries are decided in `invoke` (see there): the SDK makes one attempt.
+            .retry_config(RetryConfig::disabled())
+            // Off: the SDK's stalled-stream protection ends a download after 5 s without a
+            // byte, and an agent may go quiet for longer mid-answer (a tool call).
+            // UPSTREAM_IDLE_TIMEOUT_MS (`with_idle_timeout`) is the one limit on a silent
+            // agent. It also saves keeping a throughput log of every chunk.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
     }
 
     /// Wraps an SDK client built elsewhere (tests, custom credential providers). Give it

@@ -71,8 +71,7 @@ async fn sdk_client_with_token(
     session_token: Option<String>,
     clock_offset: Option<Duration>,
 ) -> aws_sdk_bedrockagentcore::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
+    let mut loader = AgentCoreClient::sdk_config_loader(config)
         .endpoint_url(config.endpoint_url.clone().expect("endpoint"))
         .credentials_provider(Credentials::new(
             agentcore_local::DEFAULT_ACCESS_KEY_ID,
@@ -80,8 +79,7 @@ async fn sdk_client_with_token(
             session_token,
             None,
             "test",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::disabled());
+        ));
     if let Some(offset) = clock_offset {
         let past = std::time::SystemTime::now() - offset;
         loader = loader.time_source(aws_smithy_async::time::StaticTimeSource::new(past));
@@ -907,5 +905,31 @@ async fn iam_callers_share_sessions_only_when_the_scope_is_shared() {
             "{scope}: {runtime_sessions:?}"
         );
     }
+    server.shutdown().await;
+}
+
+/// A real agent goes quiet mid-answer while it calls a tool. The SDK's stalled-stream
+/// protection (on by default) would end such a stream after 5 s without a byte; the idle
+/// limit (`UPSTREAM_IDLE_TIMEOUT_MS`) is the only one that may.
+#[tokio::test]
+async fn a_pause_longer_than_the_sdks_stall_grace_period_is_not_an_error() {
+    let server = local(LocalConfig::default()).await;
+    let config = config(&server, &[]);
+    let client = client(&config, agentcore_local::DEFAULT_SECRET_ACCESS_KEY).await;
+    let inv = invocation(
+        &config,
+        serde_json::json!({"prompt": "x", "demo": {"tokens": 2, "delay_ms": 7000}}),
+        HeaderMap::new(),
+    );
+    let resp = client.invoke(&inv).await.expect("the first token");
+    let mut chunks = resp.into_chunks();
+    let mut received = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        received.extend_from_slice(&chunk.expect("no stall error after a 7 s pause"));
+    }
+    let events = agentcore_core::sse::decode_all(&received)
+        .await
+        .expect("sse");
+    assert_eq!(events.len(), 2, "both tokens, either side of the pause");
     server.shutdown().await;
 }

@@ -143,10 +143,14 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// A client for agentcore-local at `endpoint`.
+    /// A client for agentcore-local at `endpoint`, with the handlers' SDK settings
+    /// (`AgentCoreClient::sdk_config_loader`).
     pub(crate) async fn new(endpoint: &str) -> Self {
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(agentcore_local::DEFAULT_REGION))
+        let config = agentcore_core::Config::from_lookup(|name| {
+            (name == "AGENT_RUNTIME_ARN").then(|| agentcore_local::DEFAULT_RUNTIME_ARN.to_owned())
+        })
+        .expect("the default runtime ARN is a valid configuration");
+        let shared = agentcore_core::AgentCoreClient::sdk_config_loader(&config)
             .endpoint_url(endpoint)
             .credentials_provider(aws_sdk_bedrockagentcore::config::Credentials::new(
                 agentcore_local::DEFAULT_ACCESS_KEY_ID,
