@@ -51,6 +51,15 @@ struct Level {
     harness_p99: f64,
     direct_p50: f64,
     direct_p99: f64,
+    /// The first event of each stream (the relay's part of its time to first byte while
+    /// the other streams of the burst start), p50 and p99.
+    first_p50: f64,
+    first_p99: f64,
+    /// p99 over every event but each stream's first, through the process and direct.
+    steady_p99: f64,
+    direct_steady_p99: f64,
+    /// The function had a CPU of its own and the driver the others.
+    pinned: bool,
     /// Direct answers that failed (the baseline's own errors).
     direct_failed: usize,
     /// Streams without a 200 and a complete answer, hung ones included.
@@ -70,8 +79,21 @@ struct Level {
 pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
     let tokens = if ctx.plan.quick { QUICK_TOKENS } else { TOKENS };
     let tick_hz = clock_ticks();
-    let mut levels = Vec::with_capacity(LEVELS.len());
-    for &n in &LEVELS {
+    // Diagnosis only: BENCH_CONCURRENCY_LEVELS=256 runs the given levels alone (with a
+    // profiler in BENCH_FUNCTION_WRAPPER, one level is what fits in its time).
+    let chosen: Vec<usize> = match std::env::var("BENCH_CONCURRENCY_LEVELS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .context("BENCH_CONCURRENCY_LEVELS: a list of numbers")
+            })
+            .collect::<Result<_>>()?,
+        Err(_) => LEVELS.to_vec(),
+    };
+    let mut levels = Vec::with_capacity(chosen.len());
+    for &n in &chosen {
         eprintln!("bench:   {} stream(s) in one process ...", thousands(n));
         levels.push(level(ctx, n, tokens, tick_hz).await?);
     }
@@ -151,6 +173,24 @@ pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
             target(n, Target::AtMost(TARGET_ADDED_P99_MS)),
         );
         figs.add(
+            format!("{what}: first event of each stream, p50 (during the burst's start)"),
+            "ms",
+            vec![l.first_p50],
+            Target::None,
+        );
+        figs.add(
+            format!("{what}: first event of each stream, p99"),
+            "ms",
+            vec![l.first_p99],
+            Target::None,
+        );
+        figs.add(
+            format!("{what}: added p99 over the events after each stream's first"),
+            "ms",
+            vec![l.steady_p99 - l.direct_steady_p99],
+            Target::None,
+        );
+        figs.add(
             format!("{what}: failed streams (hung included)"),
             "",
             vec![l.failed as f64],
@@ -179,12 +219,20 @@ pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
         );
         notes.push(format!(
             "Concurrency, {what}: wall {:.1} s, CPU {} clock ticks ({:.2} s) over {:.0} \
-             stream-seconds, {} thread(s) mid-stream{}{}{}",
+             stream-seconds, {} thread(s) mid-stream, event p99 after each stream's first \
+             {:.2} ms (direct {:.2} ms){}{}{}{}",
             l.wall_s,
             l.cpu_ticks,
             l.cpu_s,
             l.stream_seconds,
             l.threads_mid,
+            l.steady_p99,
+            l.direct_steady_p99,
+            if l.pinned {
+                ""
+            } else {
+                "; not pinned (one CPU, or taskset failed): function and driver shared the CPUs"
+            },
             if l.pollers_ready {
                 ""
             } else {
@@ -264,17 +312,23 @@ async fn level(ctx: &Ctx, n: usize, tokens: u64, tick_hz: f64) -> Result<Level> 
             ],
         )
         .await?;
+    let pinned = pin_apart(p.pid());
     let measured = burst(&p, n, tokens, tick_hz).await;
     p.kill().await;
     let mut l = measured?;
+    l.pinned = pinned.is_some();
 
     // The baseline: the same number of answers at once, straight to agentcore-local.
     let pl = payload(json!({"tokens": tokens, "delay_ms": DELAY_MS, "stamp": true}));
     let answers = join_all((0..n).map(|_| ctx.direct.invoke(&pl, true))).await;
     let mut direct = Vec::with_capacity(n * tokens as usize);
+    let mut direct_steady = Vec::with_capacity(n * tokens as usize);
     for a in answers {
         match a {
-            Ok(t) => direct.extend_from_slice(&t.obs.latencies_us),
+            Ok(t) => {
+                direct.extend_from_slice(&t.obs.latencies_us);
+                direct_steady.extend(t.obs.latencies_us.iter().skip(1));
+            }
             Err(_) => l.direct_failed += 1,
         }
     }
@@ -283,6 +337,13 @@ async fn level(ctx: &Ctx, n: usize, tokens: u64, tick_hz: f64) -> Result<Level> 
     }
     l.direct_p50 = percentile(&direct, 50.0) / 1e3;
     l.direct_p99 = percentile(&direct, 99.0) / 1e3;
+    if !direct_steady.is_empty() {
+        l.direct_steady_p99 = percentile(&direct_steady, 99.0) / 1e3;
+    }
+    if let Some(all) = pinned {
+        // The driver gets every CPU back for the sections after this one.
+        set_affinity(std::process::id(), &all);
+    }
     Ok(l)
 }
 
@@ -315,6 +376,8 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
     let peak_rss_mib = peak_rss_bytes(pid)? as f64 / (1024.0 * 1024.0);
 
     let mut latencies = Vec::with_capacity(n * tokens as usize);
+    let mut firsts = Vec::with_capacity(n);
+    let mut steady = Vec::with_capacity(n * tokens as usize);
     let mut l = Level {
         streams: n,
         peak_rss_mib,
@@ -328,6 +391,11 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
         harness_p99: f64::NAN,
         direct_p50: f64::NAN,
         direct_p99: f64::NAN,
+        first_p50: f64::NAN,
+        first_p99: f64::NAN,
+        steady_p99: f64::NAN,
+        direct_steady_p99: f64::NAN,
+        pinned: false,
         direct_failed: 0,
         failed: 0,
         hung: 0,
@@ -342,6 +410,10 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
         l.lost_events += tokens.saturating_sub(e.events);
         l.corrupt_bytes += e.corrupt_bytes;
         latencies.extend_from_slice(&e.latencies_us);
+        if let Some((first, rest)) = e.latencies_us.split_first() {
+            firsts.push(*first);
+            steady.extend_from_slice(rest);
+        }
         if let Some(why) = e.failure {
             l.failed += 1;
             l.hung += usize::from(e.hung);
@@ -352,6 +424,13 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
     if !latencies.is_empty() {
         l.harness_p50 = percentile(&latencies, 50.0) / 1e3;
         l.harness_p99 = percentile(&latencies, 99.0) / 1e3;
+    }
+    if !firsts.is_empty() {
+        l.first_p50 = percentile(&firsts, 50.0) / 1e3;
+        l.first_p99 = percentile(&firsts, 99.0) / 1e3;
+    }
+    if !steady.is_empty() {
+        l.steady_p99 = percentile(&steady, 99.0) / 1e3;
     }
     Ok(l)
 }
@@ -445,6 +524,34 @@ fn check_events(body: &[u8], tokens: u64) -> (u64, u64) {
         }
     }
     (events, corrupt)
+}
+
+/// Gives process `pid` (the function) the last CPU and this driver the others, as a
+/// Managed Instances environment of 2 GiB has one vCPU of its own: the function's latency
+/// is then not the driver's (agentcore-local and the Runtime API, in this process). Returns
+/// the CPU list to give the driver back, or `None` (one CPU, or `taskset` failed).
+fn pin_apart(pid: u32) -> Option<String> {
+    let cpus = std::thread::available_parallelism().ok()?.get();
+    if cpus < 2 {
+        return None;
+    }
+    let all = format!("0-{}", cpus - 1);
+    let others = if cpus == 2 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", cpus - 2)
+    };
+    (set_affinity(pid, &(cpus - 1).to_string()) && set_affinity(std::process::id(), &others))
+        .then_some(all)
+}
+
+/// `taskset` every thread of `pid` to the CPU `list`; `false` when it failed.
+fn set_affinity(pid: u32, list: &str) -> bool {
+    std::process::Command::new("taskset")
+        .args(["-a", "-c", "-p", list, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Waits until the process holds at least one socket per poller and its count of open
