@@ -114,7 +114,7 @@ pub fn stream_body(chunks: ChunkStream, mut settings: StreamSettings) -> Streami
 struct StreamState {
     /// Finished (written) when the stream ends, fails or is dropped.
     access: Option<AccessRecord>,
-    /// Counts the events sent (event streams).
+    /// Counts the events sent (event streams without an aligner, which counts its own).
     counter: EventBoundaries,
     chunks: Option<ChunkStream>,
     aligner: Option<EventAligner>,
@@ -161,6 +161,10 @@ impl StreamState {
                     match &mut self.aligner {
                         Some(aligner) => {
                             let (pieces, agent_failure) = aligner.push(chunk);
+                            let events = std::mem::take(&mut aligner.forwarded_ends);
+                            if let Some(record) = &mut self.access {
+                                record.events += events;
+                            }
                             for piece in pieces {
                                 self.send(piece);
                             }
@@ -207,7 +211,9 @@ impl StreamState {
             if record.client_first_byte_ms.is_none() {
                 record.client_first_byte_ms = Some(record.elapsed_ms());
             }
-            if self.settings.event_stream {
+            // The aligner, when there is one, has counted these events already: it finds
+            // every event end anyway, and a second scan cost CPU per byte.
+            if self.settings.event_stream && self.aligner.is_none() {
                 let mut events = 0;
                 self.counter.for_each_end(&piece, |_| events += 1);
                 record.events += events;
@@ -364,6 +370,9 @@ struct EventAligner {
     /// The held-back start of an incomplete event.
     pending: BytesMut,
     boundaries: EventBoundaries,
+    /// Event ends in the pieces `push` returned since the caller last took this count (the
+    /// access record's event count).
+    forwarded_ends: u64,
     /// The current incomplete event was already forwarded (it cannot be the error event, or
     /// it outgrew the limit): it is neither held nor examined when it completes.
     passing: bool,
@@ -374,11 +383,14 @@ impl EventAligner {
     /// events is the agent's error event, that error (the pieces then stop before it and
     /// the rest of the answer is dropped).
     fn push(&mut self, chunk: Bytes) -> (Vec<Bytes>, Option<AgentError>) {
+        let boundaries_before = self.boundaries;
         let mut first_end = None;
         let mut last_end = None;
+        let mut ends = 0;
         self.boundaries.for_each_end(&chunk, |end| {
             first_end.get_or_insert(end);
             last_end = Some(end);
+            ends += 1;
         });
         let (Some(first_end), Some(last_end)) = (first_end, last_end) else {
             if self.passing {
@@ -420,6 +432,7 @@ impl EventAligner {
         if let Some(first) = &first {
             if !skip_first {
                 if let Some((at, failure)) = find_agent_error(first) {
+                    // No event of this chunk goes out: the error event is its first.
                     self.pending.clear();
                     return (vec![first.slice(..at)], Some(failure));
                 }
@@ -434,10 +447,17 @@ impl EventAligner {
         if let Some((at, failure)) = find_agent_error(&rest[start..whole]) {
             self.pending.clear();
             self.passing = false;
+            let rest_start = if first.is_some() { first_end } else { 0 };
+            let cut = rest_start + start + at;
+            // The events of this chunk that end before the error event went out.
+            let mut before = boundaries_before;
+            before.for_each_end(&chunk[..cut], |_| self.forwarded_ends += 1);
             let mut out: Vec<Bytes> = first.into_iter().collect();
             out.push(rest.slice(..start + at));
             return (out, Some(failure));
         }
+        // Every end of this chunk is in what goes out: a held tail has none.
+        self.forwarded_ends += ends;
         (
             first.into_iter().chain(std::iter::once(rest)).collect(),
             None,
@@ -496,6 +516,53 @@ mod tests {
     use super::*;
 
     const SDK_ERROR: &str = r#"data: {"error": "KeyError: 'api_key' in /app/agent.py", "error_type": "KeyError", "message": "An error occurred during streaming"}"#;
+
+    /// The aligner's count of forwarded events (the access record's) equals a count over
+    /// the bytes it forwards, however the answer is cut and wherever the agent's error is.
+    #[test]
+    fn the_aligner_counts_the_events_it_forwards() {
+        let error_event = format!("{SDK_ERROR}\n\n");
+        let cases: Vec<(Vec<String>, bool)> = vec![
+            (vec!["data: \"a\"\n\ndata: \"b\"\n\n".into()], false),
+            (
+                vec![
+                    "data: \"a\"\n".into(),
+                    "\ndata: \"b\"\r\n\r\nda".into(),
+                    "ta: \"c\"\n\n".into(),
+                ],
+                false,
+            ),
+            (
+                vec![format!("data: \"a\"\n\ndata: \"b\"\n\n{error_event}data: \"c\"\n\n")],
+                true,
+            ),
+            (
+                vec![
+                    "data: \"a\"\n\nda".into(),
+                    format!("ta: \"b\"\n\n{error_event}"),
+                ],
+                true,
+            ),
+            (vec![error_event[..10].to_owned(), error_event[10..].to_owned()], true),
+        ];
+        for (chunks, fails) in cases {
+            let mut aligner = EventAligner::default();
+            let mut forwarded = Vec::new();
+            let mut failed = false;
+            for c in &chunks {
+                let (pieces, failure) = aligner.push(Bytes::copy_from_slice(c.as_bytes()));
+                forwarded.extend(pieces.iter().flat_map(|p| p.to_vec()));
+                if failure.is_some() {
+                    failed = true;
+                    break;
+                }
+            }
+            assert_eq!(failed, fails, "{chunks:?}");
+            let mut expected = 0;
+            EventBoundaries::default().for_each_end(&forwarded, |_| expected += 1);
+            assert_eq!(aligner.forwarded_ends, expected, "{chunks:?}");
+        }
+    }
 
     fn run(chunks: Vec<&[u8]>) -> (Vec<Bytes>, Option<AgentError>) {
         let mut aligner = EventAligner::default();
