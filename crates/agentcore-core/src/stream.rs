@@ -533,7 +533,9 @@ mod tests {
                 false,
             ),
             (
-                vec![format!("data: \"a\"\n\ndata: \"b\"\n\n{error_event}data: \"c\"\n\n")],
+                vec![format!(
+                    "data: \"a\"\n\ndata: \"b\"\n\n{error_event}data: \"c\"\n\n"
+                )],
                 true,
             ),
             (
@@ -543,7 +545,10 @@ mod tests {
                 ],
                 true,
             ),
-            (vec![error_event[..10].to_owned(), error_event[10..].to_owned()], true),
+            (
+                vec![error_event[..10].to_owned(), error_event[10..].to_owned()],
+                true,
+            ),
         ];
         for (chunks, fails) in cases {
             let mut aligner = EventAligner::default();
