@@ -340,10 +340,6 @@ async fn level(ctx: &Ctx, n: usize, tokens: u64, tick_hz: f64) -> Result<Level> 
     if !direct_steady.is_empty() {
         l.direct_steady_p99 = percentile(&direct_steady, 99.0) / 1e3;
     }
-    if let Some(all) = pinned {
-        // The driver gets every CPU back for the sections after this one.
-        set_affinity(std::process::id(), &all);
-    }
     Ok(l)
 }
 
@@ -529,8 +525,9 @@ fn check_events(body: &[u8], tokens: u64) -> (u64, u64) {
 /// Gives process `pid` (the function) the last CPU and this driver the others, as a
 /// Managed Instances environment of 2 GiB has one vCPU of its own: the function's latency
 /// is then not the driver's (agentcore-local and the Runtime API, in this process). Returns
-/// the CPU list to give the driver back, or `None` (one CPU, or `taskset` failed).
-fn pin_apart(pid: u32) -> Option<String> {
+/// what gives the driver every CPU back when dropped, or `None` (one CPU, or `taskset`
+/// failed).
+fn pin_apart(pid: u32) -> Option<DriverCpus> {
     let cpus = std::thread::available_parallelism().ok()?.get();
     if cpus < 2 {
         return None;
@@ -542,7 +539,17 @@ fn pin_apart(pid: u32) -> Option<String> {
         format!("0-{}", cpus - 2)
     };
     (set_affinity(pid, &(cpus - 1).to_string()) && set_affinity(std::process::id(), &others))
-        .then_some(all)
+        .then_some(DriverCpus(all))
+}
+
+/// The driver's whole CPU list, set again when the level ends, however it ends, so the
+/// sections after this one run on every CPU.
+struct DriverCpus(String);
+
+impl Drop for DriverCpus {
+    fn drop(&mut self) {
+        set_affinity(std::process::id(), &self.0);
+    }
 }
 
 /// `taskset` every thread of `pid` to the CPU `list`; `false` when it failed.
