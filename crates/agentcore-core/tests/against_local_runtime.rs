@@ -87,6 +87,20 @@ async fn sdk_client_with_token(
     aws_sdk_bedrockagentcore::Client::new(&loader.load().await)
 }
 
+/// The bytes of an answer up to its end or its first error, and that error.
+async fn read_until_error(
+    mut chunks: agentcore_core::ChunkStream,
+) -> (Vec<u8>, Option<agentcore_core::UpstreamError>) {
+    let mut received = Vec::new();
+    while let Some(item) = chunks.next().await {
+        match item {
+            Ok(b) => received.extend_from_slice(&b),
+            Err(e) => return (received, Some(e)),
+        }
+    }
+    (received, None)
+}
+
 fn invocation(config: &Config, body: serde_json::Value, headers: HeaderMap) -> Invocation {
     parse_parts(&Method::POST, &headers, body.to_string().as_bytes(), config)
         .expect("valid request")
@@ -352,18 +366,8 @@ async fn a_reset_mid_stream_ends_the_chunk_stream_with_upstream_reset() {
         serde_json::json!({"prompt": "x", "demo": {"tokens": 10, "reset_after": 3}}),
         HeaderMap::new(),
     );
-    let mut chunks = client.invoke(&inv).await.expect("starts").into_chunks();
-    let mut received = Vec::new();
-    let mut error = None;
-    while let Some(item) = chunks.next().await {
-        match item {
-            Ok(b) => received.extend_from_slice(&b),
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
+    let chunks = client.invoke(&inv).await.expect("starts").into_chunks();
+    let (received, error) = read_until_error(chunks).await;
     let error = error.expect("the stream must fail, not end cleanly");
     assert_eq!(error.kind, UpstreamKind::Reset);
     let events = agentcore_core::sse::decode_all(&received)
@@ -922,11 +926,11 @@ async fn a_pause_longer_than_the_sdks_stall_grace_period_is_not_an_error() {
         HeaderMap::new(),
     );
     let resp = client.invoke(&inv).await.expect("the first token");
-    let mut chunks = resp.into_chunks();
-    let mut received = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        received.extend_from_slice(&chunk.expect("no stall error after a 7 s pause"));
-    }
+    let (received, error) = read_until_error(resp.into_chunks()).await;
+    assert!(
+        error.is_none(),
+        "no stall error after a 7 s pause: {error:?}"
+    );
     let events = agentcore_core::sse::decode_all(&received)
         .await
         .expect("sse");
