@@ -34,6 +34,7 @@ pub mod media;
 pub mod request;
 pub mod session;
 pub mod sse;
+pub mod start_order;
 pub mod stream;
 pub mod telemetry;
 

@@ -57,6 +57,9 @@ struct Level {
     first_p99: f64,
     /// p99 over every event but each stream's first, through the process and direct.
     steady_p99: f64,
+    /// Event queued → first body byte at the Runtime API, p50 and p99 (ms).
+    ttfb_p50: f64,
+    ttfb_p99: f64,
     direct_steady_p99: f64,
     /// The function had a CPU of its own and the driver the others.
     pinned: bool,
@@ -142,11 +145,15 @@ pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
             vec![l.harness_p50],
             Target::None,
         );
+        // The target is checked on the whole of this p99, an upper bound of what the
+        // function adds: at 1,024 the direct baseline below carries the driver's own burst
+        // (its SDK calls start at once too) and came out above it, which would make
+        // "harness − direct" negative and say nothing.
         figs.add(
-            format!("{what}: event p99, agent → Runtime API"),
+            format!("{what}: event p99, agent → Runtime API (bounds the added p99)"),
             "ms",
             vec![l.harness_p99],
-            Target::None,
+            target(n, Target::AtMost(TARGET_ADDED_P99_MS)),
         );
         figs.add(
             format!("{what}: event p50, direct (same N straight to the agent)"),
@@ -170,7 +177,7 @@ pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
             format!("{what}: added p99 (harness − direct)"),
             "ms",
             vec![l.harness_p99 - l.direct_p99],
-            target(n, Target::AtMost(TARGET_ADDED_P99_MS)),
+            Target::None,
         );
         figs.add(
             format!("{what}: first event of each stream, p50 (during the burst's start)"),
@@ -188,6 +195,18 @@ pub(super) async fn run(ctx: &mut Ctx) -> Result<Measured> {
             format!("{what}: added p99 over the events after each stream's first"),
             "ms",
             vec![l.steady_p99 - l.direct_steady_p99],
+            Target::None,
+        );
+        figs.add(
+            format!("{what}: time to first byte, p50 (event queued → first body byte)"),
+            "ms",
+            vec![l.ttfb_p50],
+            Target::None,
+        );
+        figs.add(
+            format!("{what}: time to first byte, p99"),
+            "ms",
+            vec![l.ttfb_p99],
             Target::None,
         );
         figs.add(
@@ -354,7 +373,8 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
     let mut submitted = Vec::with_capacity(n);
     for i in 0..n {
         let event = Function::Option2.event(&stream_payload(i, tokens))?;
-        submitted.push(p.submit(event, harness_observer(Function::Option2, true, true))?);
+        let sub = p.submit(event, harness_observer(Function::Option2, true, true))?;
+        submitted.push((Instant::now(), sub));
     }
     // Half-way through the answers: the sockets and threads of the process.
     let mid = async {
@@ -364,7 +384,11 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
     };
     let limit = limit(tokens);
     let (ended, (fds_mid, threads_mid)) = tokio::join!(
-        join_all(submitted.into_iter().map(|s| read(s, tokens, limit))),
+        join_all(
+            submitted
+                .into_iter()
+                .map(|(queued, s)| read(s, queued, tokens, limit))
+        ),
         mid
     );
     let wall_s = started.elapsed().as_secs_f64();
@@ -374,6 +398,7 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
     let mut latencies = Vec::with_capacity(n * tokens as usize);
     let mut firsts = Vec::with_capacity(n);
     let mut steady = Vec::with_capacity(n * tokens as usize);
+    let mut ttfbs = Vec::with_capacity(n);
     let mut l = Level {
         streams: n,
         peak_rss_mib,
@@ -390,6 +415,8 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
         first_p50: f64::NAN,
         first_p99: f64::NAN,
         steady_p99: f64::NAN,
+        ttfb_p50: f64::NAN,
+        ttfb_p99: f64::NAN,
         direct_steady_p99: f64::NAN,
         pinned: false,
         direct_failed: 0,
@@ -406,6 +433,7 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
         l.lost_events += tokens.saturating_sub(e.events);
         l.corrupt_bytes += e.corrupt_bytes;
         latencies.extend_from_slice(&e.latencies_us);
+        ttfbs.extend(e.ttfb_us);
         if let Some((first, rest)) = e.latencies_us.split_first() {
             firsts.push(*first);
             steady.extend_from_slice(rest);
@@ -428,6 +456,10 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
     if !steady.is_empty() {
         l.steady_p99 = percentile(&steady, 99.0) / 1e3;
     }
+    if !ttfbs.is_empty() {
+        l.ttfb_p50 = percentile(&ttfbs, 50.0) / 1e3;
+        l.ttfb_p99 = percentile(&ttfbs, 99.0) / 1e3;
+    }
     Ok(l)
 }
 
@@ -441,12 +473,15 @@ struct Ended {
     events: u64,
     corrupt_bytes: u64,
     latencies_us: Vec<i64>,
+    /// Event queued → first body byte (µs).
+    ttfb_us: Option<i64>,
     /// First body byte → end of body (s).
     seconds: f64,
 }
 
-/// Waits for one stream's answer, up to `limit`, and checks its bytes.
-async fn read(sub: Submitted, tokens: u64, limit: Duration) -> Ended {
+/// Waits for one stream's answer (its event queued at `queued`), up to `limit`, and checks
+/// its bytes.
+async fn read(sub: Submitted, queued: Instant, tokens: u64, limit: Duration) -> Ended {
     let deadline = tokio::time::Instant::now() + limit;
     let hung = |why: &str| Ended {
         failure: Some(why.to_owned()),
@@ -486,6 +521,9 @@ async fn read(sub: Submitted, tokens: u64, limit: Duration) -> Ended {
             .obs
             .first_body
             .map_or(0.0, |first| (a.done - first).as_secs_f64()),
+        ttfb_us: a.obs.first_body.map(|first| {
+            i64::try_from(first.saturating_duration_since(queued).as_micros()).unwrap_or(i64::MAX)
+        }),
         latencies_us: a.obs.latencies_us,
     }
 }
