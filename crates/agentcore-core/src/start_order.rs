@@ -7,8 +7,9 @@
 //! are ready in the order they became ready, so when a burst of invocations arrives at
 //! once, every step of every start queues behind every other: a start takes one pass over
 //! the whole queue per network round trip, and the streams already answering wait behind
-//! the queue as well. `make bench` measured it at 1,024 invocations arriving in the same
-//! millisecond: the first event of each stream waited 119 ms (p50) and 236 ms (p99).
+//! the queue as well. `make bench` at e9cba97 measured it at 1,024 invocations arriving in
+//! the same millisecond: the first event of each stream waited 146 ms (p50) and 309 ms (p99),
+//! and the event p99 over all streams was 139 ms (2.3 ms with this order, docs/FINDINGS.md §6).
 //!
 //! [`StartOrder::run`] lets only the oldest start that is ready take its next step; the
 //! others step aside (a poll of a microsecond) until it waits on the network again. The
@@ -19,7 +20,7 @@
 //! order is all that changes, not how much CPU the starts take.
 //!
 //! The order is kept without a lock held across a poll: the waker each start gives its
-//! inner future records that the start is ready again, which is how the gate knows, at
+//! inner future records that the start is ready again, which is how the order knows, at
 //! every moment, which waiting start is the oldest.
 
 use std::collections::BTreeMap;
