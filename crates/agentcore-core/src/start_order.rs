@@ -224,6 +224,7 @@ mod tests {
 
     fn spawn_starts(order: Option<&Arc<StartOrder>>, n: usize) -> Vec<usize> {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("a runtime");
         let log = Arc::new(StdMutex::new(Vec::new()));
@@ -237,8 +238,12 @@ mod tests {
                     }
                 })
                 .collect();
-            for t in tasks {
-                t.await.expect("a start");
+            let all = futures_util::future::join_all(tasks);
+            for t in tokio::time::timeout(std::time::Duration::from_secs(20), all)
+                .await
+                .expect("a start waited for a turn that never came")
+            {
+                t.expect("a start");
             }
         });
         Arc::try_unwrap(log)
@@ -255,6 +260,39 @@ mod tests {
         // With it, each start takes all its steps before the next one begins.
         let order = StartOrder::new();
         assert_eq!(spawn_starts(Some(&order), 3), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+        assert!(order.lock().ready.is_empty());
+    }
+
+    #[test]
+    fn many_starts_with_waits_all_end_on_a_multi_threaded_runtime_too() {
+        // Steps and waits interleaved across threads: every start ends (no start waits for a
+        // turn that never comes), and the order is empty afterwards.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let order = StartOrder::new();
+        rt.block_on(async {
+            let starts: Vec<_> = (0..200u64)
+                .map(|i| {
+                    tokio::spawn(order.run(async move {
+                        for step in 0..4u64 {
+                            ready_again().await;
+                            if (i + step) % 3 == 0 {
+                                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+                            }
+                        }
+                        i
+                    }))
+                })
+                .collect();
+            let all = futures_util::future::join_all(starts);
+            let ended = tokio::time::timeout(std::time::Duration::from_secs(20), all)
+                .await
+                .expect("a start waited for a turn that never came");
+            assert_eq!(ended.into_iter().filter(Result::is_ok).count(), 200);
+        });
         assert!(order.lock().ready.is_empty());
     }
 
