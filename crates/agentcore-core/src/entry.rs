@@ -24,7 +24,7 @@
 //! response's prelude) through a [`StartOrder`]: a burst of arrivals then starts oldest first
 //! instead of every start queueing behind every other, and the streams already answering keep
 //! their pace (`make bench` section 9: at 1,024 invocations arriving at once, the event p99
-//! went from ~100 ms to ~3 ms). The buffered entry point is not ordered: its future is the
+//! went from 139 ms to 2.3 ms). The buffered entry point is not ordered: its future is the
 //! whole answer, so ordering it would order answers, not starts, and it was not measured.
 //!
 //! # One thread
