@@ -354,11 +354,9 @@ async fn level(ctx: &Ctx, n: usize, tokens: u64, tick_hz: f64) -> Result<Level> 
     if direct.is_empty() {
         bail!("{n} streams: every direct answer failed");
     }
-    l.direct_p50 = percentile(&direct, 50.0) / 1e3;
-    l.direct_p99 = percentile(&direct, 99.0) / 1e3;
-    if !direct_steady.is_empty() {
-        l.direct_steady_p99 = percentile(&direct_steady, 99.0) / 1e3;
-    }
+    l.direct_p50 = ms_percentile(&direct, 50.0);
+    l.direct_p99 = ms_percentile(&direct, 99.0);
+    l.direct_steady_p99 = ms_percentile(&direct_steady, 99.0);
     Ok(l)
 }
 
@@ -445,22 +443,20 @@ async fn burst(p: &FunctionProcess, n: usize, tokens: u64, tick_hz: f64) -> Resu
                 .get_or_insert_with(|| format!("stream {i}: {why}"));
         }
     }
-    if !latencies.is_empty() {
-        l.harness_p50 = percentile(&latencies, 50.0) / 1e3;
-        l.harness_p99 = percentile(&latencies, 99.0) / 1e3;
-    }
-    if !firsts.is_empty() {
-        l.first_p50 = percentile(&firsts, 50.0) / 1e3;
-        l.first_p99 = percentile(&firsts, 99.0) / 1e3;
-    }
-    if !steady.is_empty() {
-        l.steady_p99 = percentile(&steady, 99.0) / 1e3;
-    }
-    if !ttfbs.is_empty() {
-        l.ttfb_p50 = percentile(&ttfbs, 50.0) / 1e3;
-        l.ttfb_p99 = percentile(&ttfbs, 99.0) / 1e3;
-    }
+    // `percentile` is NaN for no samples, which the report prints as such.
+    l.harness_p50 = ms_percentile(&latencies, 50.0);
+    l.harness_p99 = ms_percentile(&latencies, 99.0);
+    l.first_p50 = ms_percentile(&firsts, 50.0);
+    l.first_p99 = ms_percentile(&firsts, 99.0);
+    l.steady_p99 = ms_percentile(&steady, 99.0);
+    l.ttfb_p50 = ms_percentile(&ttfbs, 50.0);
+    l.ttfb_p99 = ms_percentile(&ttfbs, 99.0);
     Ok(l)
+}
+
+/// Percentile `p` of samples in µs, in ms.
+fn ms_percentile(us: &[i64], p: f64) -> f64 {
+    percentile(us, p) / 1e3
 }
 
 /// How one stream ended.
