@@ -82,12 +82,13 @@ pub async fn run_streaming(gateway: &'static Gateway) -> Result<(), Error> {
     // With many invocations at once, their starts take the CPU oldest first (StartOrder's
     // documentation has why); one at a time, there is nothing to order.
     let order = (max_concurrency() > 1).then(StartOrder::new);
+    // `Ordered` boxes the start itself: one allocation either way.
     let service = service_fn(move |event| {
         let start = stream_invocation(gateway, event);
-        Box::pin(match &order {
+        match &order {
             Some(order) => Either::Left(order.run(start)),
-            None => Either::Right(start),
-        })
+            None => Either::Right(Box::pin(start)),
+        }
     });
     lambda_http::lambda_runtime::run_concurrent(service).await
 }

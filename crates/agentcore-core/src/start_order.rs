@@ -85,22 +85,23 @@ impl StartOrder {
     /// process's starts. What comes after it (the body of a streamed answer) is not
     /// ordered.
     pub fn run<F: Future>(self: &Arc<Self>, start: F) -> Ordered<F> {
-        let seq = {
-            let mut state = self.lock();
-            state.next += 1;
-            state.next
-        };
+        let mut state = self.lock();
+        state.next += 1;
         let start_state = Arc::new(Start {
             order: Arc::clone(self),
-            seq,
+            seq: state.next,
             task: AtomicWaker::new(),
             over: AtomicBool::new(false),
         });
+        // A new start is ready: its first step waits for the CPU only.
+        state
+            .ready
+            .insert(start_state.seq, Arc::clone(&start_state));
+        drop(state);
         Ordered {
             waker: Waker::from(Arc::clone(&start_state)),
             start_state,
             inner: Box::pin(start),
-            first: true,
         }
     }
 
@@ -128,8 +129,9 @@ pub struct Ordered<F> {
     start_state: Arc<Start>,
     /// Wakes the task through `start_state`, which records the start as ready first.
     waker: Waker,
+    /// Boxed: the runtime's pollers hold this future, and an idle one should not carry the
+    /// space of a whole AgentCore call.
     inner: Pin<Box<F>>,
-    first: bool,
 }
 
 impl<F: Future> Future for Ordered<F> {
@@ -142,9 +144,6 @@ impl<F: Future> Future for Ordered<F> {
         let order = &start.order;
         {
             let mut state = order.lock();
-            if std::mem::take(&mut this.first) {
-                state.ready.insert(start.seq, Arc::clone(start));
-            }
             match state.ready.first_key_value() {
                 // An older start is ready: it goes first, and wakes this one after its step
                 // (`wake_oldest`) if this one is the oldest then.
